@@ -1,0 +1,537 @@
+"""CLIN-X token classifier: any ``AutoModel`` encoder, a linear emission layer and a linear-chain CRF.
+
+This file (with ``configuration_clinx.py``) is copied into every saved model folder and loaded
+by ``AutoModelForTokenClassification.from_pretrained(path, trust_remote_code=True)`` in Pythons
+that do not have clinx_hub, so it imports only torch, transformers and its sibling file.
+
+The CRF scores a tag path ``y`` of the labelled positions as
+``start[y_0] + sum_t emission[t, y_t] + sum_t transition[y_{t-1}, y_t] + end[y_n]``
+(the parameterisation of pytorch-crf). Positions that carry no label (special tokens, context
+subwords, non-first subwords in word-level tagging) are skipped: the chain runs over the
+labelled positions of each sequence in order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from transformers import AutoModel, PreTrainedModel
+from transformers import initialization as init
+from transformers.modeling_outputs import ModelOutput
+
+from .configuration_clinx import ClinXConfig
+
+IGNORE_INDEX = -100
+
+
+def scheme_constraints(labels: list[str], scheme: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Allowed transitions, start tags and end tags of a BIOES or BIO tag set.
+
+    Returns boolean tensors ``(allowed[from, to], allowed_start, allowed_end)``.
+
+    >>> allowed, start, end = scheme_constraints(["O", "B-X", "I-X", "E-X", "S-X"], "bioes")
+    >>> bool(allowed[0, 2]), bool(start[2]), bool(end[1])  # O->I-X, start->I-X, B-X->end
+    (False, False, False)
+    """
+    parsed = []
+    for label in labels:
+        prefix, _, entity = label.partition("-")
+        if label == "O":
+            parsed.append(("O", None))
+        elif prefix in ("B", "I", "E", "S") and entity and (scheme == "bioes" or prefix in ("B", "I")):
+            parsed.append((prefix, entity))
+        else:
+            raise ValueError(f"label {label!r} is not a valid {scheme.upper()} tag")
+    # A tag "opens" an entity when the next tag must continue it.
+    opens = {"B", "I"} if scheme == "bioes" else set()
+    continues = {"I", "E"} if scheme == "bioes" else {"I"}
+    n = len(labels)
+    # Explicit device: transformers builds models under a meta-device context.
+    allowed = torch.zeros(n, n, dtype=torch.bool, device="cpu")
+    for i, (p_from, e_from) in enumerate(parsed):
+        for j, (p_to, e_to) in enumerate(parsed):
+            if p_from in opens:
+                allowed[i, j] = p_to in continues and e_from == e_to
+            elif scheme == "bioes":
+                allowed[i, j] = p_to not in continues
+            else:  # BIO: I-x may only follow B-x or I-x
+                allowed[i, j] = p_to != "I" or (p_from in ("B", "I") and e_from == e_to)
+    start = torch.tensor([p not in continues for p, _ in parsed], device="cpu")
+    end = torch.tensor([p not in opens for p, _ in parsed], device="cpu")
+    return allowed, start, end
+
+
+class _TransitionBlocks:
+    """The allowed transitions cut into dense blocks, so that Viterbi never touches a forbidden one.
+
+    Target tags with the same set of allowed source tags form a group; groups of the same shape
+    are stacked and handled by one batched max. Under BIOES with K entity types there are two
+    shapes: ``{O, B-*, S-*}`` reachable from ``{O, E-*, S-*}`` (one (2K+1) x (2K+1) block) and
+    ``{I-k, E-k}`` reachable from ``{B-k, I-k}`` (K blocks of 2 x 2): about a quarter of the dense
+    work. Tags are processed in a permuted order in which each block's targets are contiguous.
+    """
+
+    def __init__(self, allowed: list[list[bool]], device: torch.device):
+        num_tags = len(allowed)
+        groups: dict[tuple[int, ...], list[int]] = {}
+        unreachable = []
+        for target in range(num_tags):
+            sources = tuple(i for i in range(num_tags) if allowed[i][target])
+            if sources:
+                groups.setdefault(sources, []).append(target)
+            else:
+                unreachable.append(target)
+        shapes: dict[tuple[int, int], list[tuple[tuple[int, ...], list[int]]]] = {}
+        for sources, targets in groups.items():
+            shapes.setdefault((len(sources), len(targets)), []).append((sources, targets))
+        order = [t for blocks in shapes.values() for _, targets in blocks for t in targets] + unreachable
+        position = {tag: i for i, tag in enumerate(order)}
+        self.perm = torch.tensor(order, dtype=torch.long, device=device)
+        self.num_unreachable = len(unreachable)
+        # per shape: sources [G, s] and targets [G, t], both in permuted positions
+        self.blocks = [
+            (
+                torch.tensor([[position[i] for i in s] for s, _ in blocks], dtype=torch.long, device=device),
+                torch.tensor([[position[j] for j in t] for _, t in blocks], dtype=torch.long, device=device),
+            )
+            for blocks in shapes.values()
+        ]
+
+
+def compact_positions(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Move each row's labelled positions to the front, keeping their order.
+
+    Returns ``(index, prefix_mask, lengths)``: ``index[b, k]`` is the position of the k-th
+    labelled element of row b; ``prefix_mask[b, k]`` says whether row b has a k-th one.
+    """
+    lengths = mask.sum(dim=1)
+    width = int(lengths.max()) if mask.numel() else 0
+    index = torch.argsort((~mask).to(torch.uint8), dim=1, stable=True)[:, :width]
+    prefix_mask = torch.arange(width, device=mask.device).unsqueeze(0) < lengths.unsqueeze(1)
+    return index, prefix_mask, lengths
+
+
+class LinearChainCRF(nn.Module):
+    """A linear-chain CRF with optional transition constraints, vectorised over the batch.
+
+    ``emissions`` are ``[batch, positions, tags]``; ``mask`` says which positions carry a label
+    (any pattern: the chain skips the others). Constrained transitions get probability zero in
+    the likelihood and are never part of a Viterbi path.
+
+    >>> crf = LinearChainCRF(5, *scheme_constraints(["O", "B-X", "I-X", "E-X", "S-X"], "bioes"))
+    >>> paths = crf.viterbi(torch.randn(2, 7, 5), torch.ones(2, 7, dtype=torch.bool))
+    >>> paths.shape
+    torch.Size([2, 7])
+    """
+
+    def __init__(
+        self,
+        num_tags: int,
+        allowed: torch.Tensor | None = None,
+        allowed_start: torch.Tensor | None = None,
+        allowed_end: torch.Tensor | None = None,
+    ):
+        super().__init__()
+        self.num_tags = num_tags
+        self.transitions = nn.Parameter(torch.empty(num_tags, num_tags))
+        self.start_transitions = nn.Parameter(torch.empty(num_tags))
+        self.end_transitions = nn.Parameter(torch.empty(num_tags))
+        # Constraints follow from the labels and are not learned: kept as Python data (no buffers,
+        # which meta-device loading would leave empty) and turned into tensors per device on use.
+        everywhere = [True] * num_tags
+        self._allowed = [list(everywhere) for _ in range(num_tags)] if allowed is None else allowed.tolist()
+        self._allowed_start = everywhere if allowed_start is None else allowed_start.tolist()
+        self._allowed_end = everywhere if allowed_end is None else allowed_end.tolist()
+        self._device_cache: dict[torch.device, tuple] = {}
+
+    def reset_parameters(self) -> None:
+        init.uniform_(self.transitions, -0.1, 0.1)
+        init.uniform_(self.start_transitions, -0.1, 0.1)
+        init.uniform_(self.end_transitions, -0.1, 0.1)
+
+    def _constraints(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, _TransitionBlocks]:
+        if device not in self._device_cache:
+            self._device_cache[device] = (
+                torch.tensor(self._allowed, dtype=torch.bool, device=device),
+                torch.tensor(self._allowed_start, dtype=torch.bool, device=device),
+                torch.tensor(self._allowed_end, dtype=torch.bool, device=device),
+                _TransitionBlocks(self._allowed, device),
+            )
+        return self._device_cache[device]
+
+    def _scores(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Transition, start and end scores with forbidden entries at -inf."""
+        allowed, allowed_start, allowed_end, _ = self._constraints(device)
+        neg_inf = float("-inf")
+        return (
+            self.transitions.float().masked_fill(~allowed, neg_inf),
+            self.start_transitions.float().masked_fill(~allowed_start, neg_inf),
+            self.end_transitions.float().masked_fill(~allowed_end, neg_inf),
+        )
+
+    # ----------------------------------------------------------------------------- likelihood
+    def forward(self, emissions: torch.Tensor, tags: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Negative log-likelihood of ``tags`` per sequence (0 for a sequence without labels)."""
+        index, prefix, lengths = compact_positions(mask.bool())
+        emissions = emissions.float().gather(1, index.unsqueeze(-1).expand(-1, -1, self.num_tags))
+        tags = tags.gather(1, index).masked_fill(~prefix, 0)
+        return self._log_partition(emissions, prefix, lengths) - self._path_score(emissions, tags, prefix, lengths)
+
+    def _path_score(
+        self, emissions: torch.Tensor, tags: torch.Tensor, prefix: torch.Tensor, lengths: torch.Tensor
+    ) -> torch.Tensor:
+        if tags.shape[1] == 0:
+            return emissions.new_zeros(tags.shape[0])
+        allowed, allowed_start, allowed_end, _ = self._constraints(emissions.device)
+        last = tags.gather(1, (lengths - 1).clamp(min=0).unsqueeze(1)).squeeze(1)
+        has_labels = lengths > 0
+        steps = prefix[:, 1:]
+        forbidden = (steps & ~allowed[tags[:, :-1], tags[:, 1:]]).any(1)
+        forbidden |= has_labels & (~allowed_start[tags[:, 0]] | ~allowed_end[last])
+        if bool(forbidden.any()):
+            row = int(torch.nonzero(forbidden)[0])
+            raise ValueError(
+                f"gold tags of sequence {row} in the batch contain a transition that the label scheme "
+                "forbids (e.g. O -> I-x, or a path starting inside an entity); the gold labels were "
+                "built inconsistently with the scheme"
+            )
+        score = (emissions.gather(2, tags.unsqueeze(2)).squeeze(2) * prefix).sum(1)
+        score = score + (self.transitions[tags[:, :-1], tags[:, 1:]] * steps).sum(1)
+        score = score + self.start_transitions[tags[:, 0]] + self.end_transitions[last]
+        return score * has_labels
+
+    def _log_partition(self, emissions: torch.Tensor, prefix: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """log Z by the forward algorithm in scaled probability space (a matrix product per step).
+
+        Each step is ``alpha @ exp(transitions)``: one BLAS call instead of a [B, T, T] logsumexp.
+        Rows are renormalised every step and the log scales summed, so nothing overflows; an
+        underflow (only with extreme emissions) falls back to the log-space recursion.
+        """
+        batch, width, _ = emissions.shape
+        if width == 0:
+            return emissions.new_zeros(batch)
+        transitions, start, end = self._scores(emissions.device)
+        # The shifts only keep exp() in range; log Z does not depend on them, so no gradient.
+        trans_max = transitions.max().detach()
+        exp_trans = torch.exp(transitions - trans_max)
+        emit_max = emissions.max(dim=2, keepdim=True).values.detach()
+        # Padding steps multiply by 1, so a finished row can never reach 0/0 (NaN gradients).
+        exp_emit = torch.exp(emissions - emit_max).masked_fill(~prefix.unsqueeze(2), 1.0)
+
+        first = start + emissions[:, 0]
+        first_max = first.max(dim=1, keepdim=True).values
+        alpha = torch.exp(first - first_max)
+        alphas = [alpha]
+        log_scales = [first_max.squeeze(1)]
+        for t in range(1, width):
+            alpha = (alpha @ exp_trans) * exp_emit[:, t]
+            total = alpha.sum(dim=1, keepdim=True)
+            alpha = alpha / total
+            alphas.append(alpha)
+            log_scales.append(total.squeeze(1).log() + emit_max[:, t, 0] + trans_max)
+        # Finished rows run on over padding; each row is read at its own last step.
+        scales = torch.stack(log_scales, dim=1).masked_fill(~prefix, 0.0).sum(1)
+        last = (lengths - 1).clamp(min=0).view(-1, 1, 1).expand(-1, 1, self.num_tags)
+        last_alpha = torch.stack(alphas, dim=1).gather(1, last).squeeze(1)
+        end_max = end.max().detach()
+        log_z = scales + (last_alpha * torch.exp(end - end_max)).sum(1).log() + end_max
+        log_z = log_z.masked_fill(lengths == 0, 0.0)
+        if not bool(torch.isfinite(log_z).all()):
+            log_z = self._log_partition_logspace(emissions, prefix, lengths, transitions, start, end)
+        return log_z
+
+    def _log_partition_logspace(self, emissions, prefix, lengths, transitions, start, end) -> torch.Tensor:
+        score = start + emissions[:, 0]
+        for t in range(1, emissions.shape[1]):
+            step = torch.logsumexp(score.unsqueeze(2) + transitions, dim=1) + emissions[:, t]
+            score = torch.where(prefix[:, t].unsqueeze(1), step, score)
+        return torch.logsumexp(score + end, dim=1).masked_fill(lengths == 0, 0.0)
+
+    def marginals(self, emissions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Posterior probability of each tag at each position (zeros where ``mask`` is off).
+
+        The gradient of log Z with respect to the emissions is exactly the tag marginals, so
+        autograd gives forward-backward for free.
+        """
+        with torch.enable_grad():
+            leaf = emissions.detach().float().requires_grad_(True)
+            index, prefix, lengths = compact_positions(mask.bool())
+            compact = leaf.gather(1, index.unsqueeze(-1).expand(-1, -1, self.num_tags))
+            log_z = self._log_partition(compact, prefix, lengths)
+            (grad,) = torch.autograd.grad(log_z.sum(), leaf)
+        return grad
+
+    # ----------------------------------------------------------------------------- Viterbi
+    @torch.no_grad()
+    def viterbi(self, emissions: torch.Tensor, mask: torch.Tensor, pad: int = IGNORE_INDEX) -> torch.Tensor:
+        """Best tag path per sequence, ``pad`` where ``mask`` is off. Vectorised over the batch.
+
+        The forward pass keeps only max scores, computed block by block over allowed transitions
+        (see ``_TransitionBlocks``); back-pointers are recovered during the backtrace for the one
+        tag per sequence that is on the best path, which is far cheaper than an argmax for every
+        tag at every step.
+        """
+        mask = mask.bool()
+        batch, positions, num_tags = emissions.shape
+        out = torch.full((batch, positions), pad, dtype=torch.long, device=emissions.device)
+        index, prefix, lengths = compact_positions(mask)
+        width = index.shape[1]
+        if width == 0:
+            return out
+        transitions, start, end = self._scores(emissions.device)
+        blocks = self._constraints(emissions.device)[3]
+        perm = blocks.perm
+        # [width, batch, tags] in block order, so each step reads one contiguous slice
+        emis = emissions.float().gather(1, index.unsqueeze(-1).expand(-1, -1, num_tags))
+        emis = emis[:, :, perm].transpose(0, 1).contiguous()
+        trans = transitions[perm][:, perm]
+        steps = [self._viterbi_step_fn(src, trans[src.unsqueeze(2), tgt.unsqueeze(1)]) for src, tgt in blocks.blocks]
+
+        history = emis.new_empty(width, batch, num_tags)
+        history[0] = start[perm] + emis[0]
+        if blocks.num_unreachable:
+            history[1:, :, num_tags - blocks.num_unreachable :] = float("-inf")
+        for t in range(1, width):
+            score, row, offset = history[t - 1], history[t], 0
+            for step in steps:
+                best = step(score)
+                row[:, offset : offset + best.shape[1]] = best
+                offset += best.shape[1]
+            row += emis[t]
+
+        last_index = (lengths - 1).clamp(min=0)
+        final = history.gather(0, last_index.view(1, -1, 1).expand(1, -1, num_tags)).squeeze(0)
+        current = (final + end[perm]).argmax(dim=1)
+        path = torch.empty(width, batch, dtype=torch.long, device=emissions.device)
+        into = trans.t().contiguous()  # into[j] = scores of transitions into tag j
+        for t in range(width - 1, 0, -1):
+            path[t] = current
+            previous = (history[t - 1] + into.index_select(0, current)).argmax(dim=1)
+            current = torch.where(t <= last_index, previous, current)
+        path[0] = current
+        path = perm[path.t()]
+        out.scatter_(1, index, torch.where(prefix, path, out.gather(1, index)))
+        return out
+
+    @staticmethod
+    def _viterbi_step_fn(src: torch.Tensor, block: torch.Tensor):
+        """Max-plus product of one stack of blocks: scores [B, T] -> best scores of its targets.
+
+        ``src`` is ``[G, s]`` (sources per group), ``block`` the ``[G, s, t]`` transition scores.
+        Blocks with few sources (BIOES ``I``/``E`` targets: 2) take an elementwise running
+        maximum over their source slots; wide ones broadcast and reduce.
+        """
+        groups, width, targets = block.shape
+        if width <= 4:
+            slots = [
+                (src[:, k].repeat_interleave(targets), block[:, k, :].reshape(-1).contiguous()) for k in range(width)
+            ]
+
+            def step(score: torch.Tensor) -> torch.Tensor:
+                best = score.index_select(1, slots[0][0]) + slots[0][1]
+                for source, trans in slots[1:]:
+                    best = torch.maximum(best, score.index_select(1, source) + trans)
+                return best
+
+            return step
+        flat_src = src.reshape(-1)
+
+        def step(score: torch.Tensor) -> torch.Tensor:
+            gathered = score.index_select(1, flat_src).view(-1, groups, width, 1)
+            return (gathered + block).amax(dim=2).flatten(1)
+
+        return step
+
+
+@dataclass
+class ClinXTokenClassifierOutput(ModelOutput):
+    """Output of [`ClinXForTokenClassification`]: ``logits`` are the CRF's emission scores."""
+
+    loss: torch.Tensor | None = None
+    logits: torch.Tensor | None = None
+    hidden_states: tuple[torch.Tensor, ...] | None = None
+    attentions: tuple[torch.Tensor, ...] | None = None
+
+
+class ClinXPreTrainedModel(PreTrainedModel):
+    config_class = ClinXConfig
+    base_model_prefix = "encoder"
+    supports_gradient_checkpointing = True
+    _supports_sdpa = True
+
+    def _init_weights(self, module: nn.Module) -> None:
+        # The encoder is a PreTrainedModel of its own: transformers dispatches its own _init_weights.
+        if isinstance(module, nn.Linear):
+            init.normal_(module.weight, mean=0.0, std=self.config.initializer_range)
+            if module.bias is not None:
+                init.zeros_(module.bias)
+        elif isinstance(module, LinearChainCRF):
+            module.reset_parameters()
+
+
+class ClinXForTokenClassification(ClinXPreTrainedModel):
+    """Encoder + dropout + linear emissions + (optionally) a BIOES-constrained CRF.
+
+    Positions whose label is ``-100`` (special tokens, context) are left out of the loss and of
+    the CRF chain. ``logits`` are emission scores; use :meth:`decode` for the Viterbi path.
+
+    >>> from transformers import BertConfig
+    >>> labels = ["O", "B-X", "I-X", "E-X", "S-X"]
+    >>> config = ClinXConfig(encoder=BertConfig(hidden_size=32, num_hidden_layers=1,
+    ...     num_attention_heads=2, intermediate_size=37, vocab_size=99).to_dict(),
+    ...     id2label=dict(enumerate(labels)), label2id={l: i for i, l in enumerate(labels)})
+    >>> model = ClinXForTokenClassification(config)
+    >>> model.decode(torch.tensor([[2, 5, 7, 3]])).shape
+    torch.Size([1, 4])
+    """
+
+    def __init__(self, config: ClinXConfig, encoder: PreTrainedModel | None = None):
+        super().__init__(config)
+        if encoder is None:
+            encoder = _encoder_from_config(config.encoder_config())
+        self.encoder = encoder
+        dropout = config.classifier_dropout
+        if dropout is None:
+            dropout = getattr(encoder.config, "hidden_dropout_prob", 0.1)
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear(encoder.config.hidden_size, config.num_labels)
+        labels = [config.id2label[i] for i in range(config.num_labels)]
+        if config.use_crf:
+            constraints = scheme_constraints(labels, config.label_scheme) if config.crf_constraints else ()
+            self.crf = LinearChainCRF(config.num_labels, *constraints)
+        else:
+            scheme_constraints(labels, config.label_scheme)  # validates the labels
+            self.crf = None
+        self.post_init()
+
+    def get_input_embeddings(self) -> nn.Module:
+        return self.encoder.get_input_embeddings()
+
+    def set_input_embeddings(self, value: nn.Module) -> None:
+        self.encoder.set_input_embeddings(value)
+
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> ClinXTokenClassifierOutput | tuple:
+        r"""
+        labels (`torch.LongTensor` of shape `(batch_size, sequence_length)`, *optional*):
+            Tag ids; `-100` marks positions without a label (left out of the CRF chain).
+            The CRF loss is the summed negative log-likelihood divided by the number of labelled
+            positions, so that it has the scale of the softmax ablation's token-mean cross-entropy.
+        """
+        encoder_inputs = {"attention_mask": attention_mask, "position_ids": position_ids, "inputs_embeds": inputs_embeds}
+        if token_type_ids is not None:
+            encoder_inputs["token_type_ids"] = token_type_ids
+        outputs = self.encoder(
+            input_ids,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            return_dict=True,
+            **encoder_inputs,
+        )
+        logits = self.classifier(self.dropout(outputs.last_hidden_state))
+
+        loss = None
+        if labels is not None:
+            label_mask = labels != IGNORE_INDEX
+            if self.crf is not None:
+                nll = self.crf(logits, labels.masked_fill(~label_mask, 0), label_mask)
+                loss = nll.sum() / label_mask.sum().clamp(min=1)
+            else:
+                loss = nn.functional.cross_entropy(
+                    logits.view(-1, self.config.num_labels).float(), labels.view(-1), ignore_index=IGNORE_INDEX
+                )
+        output = ClinXTokenClassifierOutput(
+            loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
+        )
+        return output if return_dict is not False else output.to_tuple()
+
+    @torch.no_grad()
+    def decode(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        label_mask: torch.Tensor | None = None,
+        logits: torch.Tensor | None = None,
+        **inputs,
+    ) -> torch.Tensor:
+        """Tag ids per position: the CRF's Viterbi path (argmax without a CRF), -100 off ``label_mask``.
+
+        ``label_mask`` defaults to ``attention_mask`` (all real positions); pass ``logits`` to skip
+        the encoder when the emissions are already computed.
+        """
+        if logits is None:
+            logits = self(input_ids=input_ids, attention_mask=attention_mask, **inputs).logits
+        if label_mask is None:
+            label_mask = attention_mask if attention_mask is not None else torch.ones(logits.shape[:2])
+        label_mask = label_mask.to(logits.device).bool()
+        if self.crf is not None:
+            return self.crf.viterbi(logits, label_mask)
+        return logits.argmax(-1).masked_fill(~label_mask, IGNORE_INDEX)
+
+    @torch.no_grad()
+    def tag_probabilities(self, logits: torch.Tensor, label_mask: torch.Tensor) -> torch.Tensor:
+        """Per-position tag probabilities: CRF marginals, or the softmax without a CRF."""
+        if self.crf is not None:
+            return self.crf.marginals(logits, label_mask)
+        return logits.float().softmax(-1) * label_mask.unsqueeze(-1)
+
+    @classmethod
+    def from_backbone(
+        cls,
+        backbone: str | PreTrainedModel,
+        labels: list[str],
+        **config_kwargs,
+    ) -> ClinXForTokenClassification:
+        """A fresh model on a pre-trained encoder: encoder weights loaded, emission layer and CRF initialised.
+
+        Args:
+            backbone: a local folder or Hub id of any encoder ``AutoModel`` loads (or the model itself).
+            labels: the full tag set in id order (``["O", "B-X", "I-X", "E-X", "S-X", ...]``).
+            config_kwargs: any [`ClinXConfig`] field (``label_scheme``, ``use_crf``, ``context_size``...).
+
+        >>> model = ClinXForTokenClassification.from_backbone(path, ["O", "B-X", "I-X", "E-X", "S-X"])  # doctest: +SKIP
+        """
+        encoder = backbone if isinstance(backbone, PreTrainedModel) else _encoder_from_pretrained(backbone)
+        config = ClinXConfig(
+            encoder=encoder.config.to_dict(),
+            id2label=dict(enumerate(labels)),
+            label2id={label: i for i, label in enumerate(labels)},
+            **config_kwargs,
+        )
+        return cls(config, encoder=encoder)
+
+
+def _encoder_from_config(config) -> PreTrainedModel:
+    try:  # BERT-family encoders carry a pooler that token classification never uses
+        return AutoModel.from_config(config, add_pooling_layer=False)
+    except TypeError:
+        return AutoModel.from_config(config)
+
+
+def _encoder_from_pretrained(name_or_path: str) -> PreTrainedModel:
+    try:
+        return AutoModel.from_pretrained(name_or_path, add_pooling_layer=False)
+    except TypeError:
+        return AutoModel.from_pretrained(name_or_path)
+
+
+__all__ = [
+    "ClinXForTokenClassification",
+    "ClinXPreTrainedModel",
+    "ClinXTokenClassifierOutput",
+    "LinearChainCRF",
+    "scheme_constraints",
+]
