@@ -26,6 +26,8 @@ class Span:
     """Normalisation codes attached to the span (BRAT ``#`` AnnotatorNotes, ``N`` references)."""
     score: float | None = None
     """A model's confidence in the span; ``None`` for gold annotations."""
+    fragments: tuple[tuple[int, int], ...] = field(default=(), repr=False)
+    """The ``(start, end)`` pieces of a discontinuous span (BRAT ``0 5;9 12``); empty when contiguous."""
 
     @property
     def key(self) -> tuple[str, int, int]:
