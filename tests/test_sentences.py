@@ -1,0 +1,69 @@
+"""Sentence boundaries and word tokens keep exact offsets on clinical text."""
+
+from __future__ import annotations
+
+from clinx_hub.documents import Span
+from clinx_hub.sentences import merge_across_spans, split_sentences, word_tokens
+
+
+def sentences_of(text: str, spans: list[Span] | None = None) -> list[str]:
+    return [text[s:e] for s, e in split_sentences(text, spans or [])]
+
+
+def test_abbreviations_initials_and_decimals_do_not_end_sentences():
+    text = "Visto por el Dr. Pérez y la Dra. J. Gil. PSA de 1.16 ng/ml. Se pauta tto. con AAS. Fin."
+    assert sentences_of(text) == [
+        "Visto por el Dr. Pérez y la Dra. J. Gil.",
+        "PSA de 1.16 ng/ml.",
+        "Se pauta tto. con AAS.",
+        "Fin.",
+    ]
+
+
+def test_headings_and_list_items_without_final_punctuation_are_sentences():
+    text = "ANAMNESIS\nMujer de 67 años\n- HTA\n- DM tipo 2\n1. Ingreso. 2. Alta\n\nEXPLORACIÓN"
+    assert sentences_of(text) == ["ANAMNESIS", "Mujer de 67 años", "- HTA", "- DM tipo 2", "1. Ingreso.", "2. Alta", "EXPLORACIÓN"]
+
+
+def test_a_line_enumerator_does_not_end_a_sentence_but_a_final_number_does():
+    assert sentences_of("1. Paciente estable.") == ["1. Paciente estable."]
+    assert sentences_of("Ingresó el día 3. Después mejoró.") == ["Ingresó el día 3.", "Después mejoró."]
+
+
+def test_hard_wrapped_lines_are_joined_and_offsets_are_exact():
+    text = "\ufeffEl estudio lipídico, de\nvitaminas y hormonas fue normal.\r\nSin alergias."
+    spans = split_sentences(text)
+    assert [text[s:e] for s, e in spans] == [
+        "El estudio lipídico, de\nvitaminas y hormonas fue normal.",
+        "Sin alergias.",
+    ]
+    assert spans[0][0] == 1  # the byte-order mark stays character 0 and is outside the sentence
+
+
+def test_no_sentence_cuts_an_annotated_span():
+    text = "Vive en C. Mayor. 5 de Madrid. Fuma."
+    assert sentences_of(text) == ["Vive en C. Mayor.", "5 de Madrid.", "Fuma."]
+    address = Span(8, 29, "CALLE", "C. Mayor. 5 de Madrid")
+    assert sentences_of(text, [address]) == ["Vive en C. Mayor. 5 de Madrid.", "Fuma."]
+
+
+def test_merge_across_spans_only_joins_what_a_span_crosses():
+    sentences = [(0, 4), (5, 9), (10, 14), (15, 19)]
+    assert merge_across_spans(sentences, [Span(2, 6, "X"), Span(16, 18, "X")]) == [(0, 9), (10, 14), (15, 19)]
+    assert merge_across_spans(sentences, [Span(3, 16, "X")]) == [(0, 19)]
+    assert merge_across_spans(sentences, []) == sentences
+
+
+def test_every_visible_character_is_in_exactly_one_sentence():
+    text = "Dx: ca. de mama?  Sí!\tControl en 6 meses…Revisión\n\n  - TAC: normal"
+    sentences = split_sentences(text)
+    covered = [i for s, e in sentences for i in range(s, e)]
+    assert len(covered) == len(set(covered))
+    assert {i for i, c in enumerate(text) if not c.isspace()} <= set(covered)
+    assert all(not text[s].isspace() and not text[e - 1].isspace() for s, e in sentences)
+
+
+def test_word_tokens_split_symbols_and_skip_the_byte_order_mark():
+    text = "\ufeffTA 120/80mmHg, Sr_X."
+    assert [text[s:e] for s, e in word_tokens(text)] == ["TA", "120", "/", "80mmHg", ",", "Sr_X", "."]
+    assert word_tokens(text, 4, 7) == [(4, 7)]
