@@ -113,6 +113,11 @@ def compact_positions(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, t
     return index, prefix_mask, lengths
 
 
+def _at_least_float32(tensor: torch.Tensor) -> torch.Tensor:
+    """CRF arithmetic (long sums of scores) runs in float32 even under fp16/bf16 autocast."""
+    return tensor.float() if tensor.dtype in (torch.float16, torch.bfloat16) else tensor
+
+
 class LinearChainCRF(nn.Module):
     """A linear-chain CRF with optional transition constraints, vectorised over the batch.
 
@@ -145,6 +150,7 @@ class LinearChainCRF(nn.Module):
         self._allowed_start = everywhere if allowed_start is None else allowed_start.tolist()
         self._allowed_end = everywhere if allowed_end is None else allowed_end.tolist()
         self._device_cache: dict[torch.device, tuple] = {}
+        self.reset_parameters()
 
     def reset_parameters(self) -> None:
         init.uniform_(self.transitions, -0.1, 0.1)
@@ -161,21 +167,23 @@ class LinearChainCRF(nn.Module):
             )
         return self._device_cache[device]
 
-    def _scores(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _scores(
+        self, device: torch.device, dtype: torch.dtype = torch.float32
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Transition, start and end scores with forbidden entries at -inf."""
         allowed, allowed_start, allowed_end, _ = self._constraints(device)
         neg_inf = float("-inf")
         return (
-            self.transitions.float().masked_fill(~allowed, neg_inf),
-            self.start_transitions.float().masked_fill(~allowed_start, neg_inf),
-            self.end_transitions.float().masked_fill(~allowed_end, neg_inf),
+            self.transitions.to(dtype).masked_fill(~allowed, neg_inf),
+            self.start_transitions.to(dtype).masked_fill(~allowed_start, neg_inf),
+            self.end_transitions.to(dtype).masked_fill(~allowed_end, neg_inf),
         )
 
     # ----------------------------------------------------------------------------- likelihood
     def forward(self, emissions: torch.Tensor, tags: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Negative log-likelihood of ``tags`` per sequence (0 for a sequence without labels)."""
         index, prefix, lengths = compact_positions(mask.bool())
-        emissions = emissions.float().gather(1, index.unsqueeze(-1).expand(-1, -1, self.num_tags))
+        emissions = _at_least_float32(emissions).gather(1, index.unsqueeze(-1).expand(-1, -1, self.num_tags))
         tags = tags.gather(1, index).masked_fill(~prefix, 0)
         return self._log_partition(emissions, prefix, lengths) - self._path_score(emissions, tags, prefix, lengths)
 
@@ -212,7 +220,7 @@ class LinearChainCRF(nn.Module):
         batch, width, _ = emissions.shape
         if width == 0:
             return emissions.new_zeros(batch)
-        transitions, start, end = self._scores(emissions.device)
+        transitions, start, end = self._scores(emissions.device, emissions.dtype)
         # The shifts only keep exp() in range; log Z does not depend on them, so no gradient.
         trans_max = transitions.max().detach()
         exp_trans = torch.exp(transitions - trans_max)
@@ -256,7 +264,7 @@ class LinearChainCRF(nn.Module):
         autograd gives forward-backward for free.
         """
         with torch.enable_grad():
-            leaf = emissions.detach().float().requires_grad_(True)
+            leaf = _at_least_float32(emissions.detach()).requires_grad_(True)
             index, prefix, lengths = compact_positions(mask.bool())
             compact = leaf.gather(1, index.unsqueeze(-1).expand(-1, -1, self.num_tags))
             log_z = self._log_partition(compact, prefix, lengths)
@@ -280,12 +288,12 @@ class LinearChainCRF(nn.Module):
         width = index.shape[1]
         if width == 0:
             return out
-        transitions, start, end = self._scores(emissions.device)
         blocks = self._constraints(emissions.device)[3]
         perm = blocks.perm
         # [width, batch, tags] in block order, so each step reads one contiguous slice
-        emis = emissions.float().gather(1, index.unsqueeze(-1).expand(-1, -1, num_tags))
+        emis = _at_least_float32(emissions).gather(1, index.unsqueeze(-1).expand(-1, -1, num_tags))
         emis = emis[:, :, perm].transpose(0, 1).contiguous()
+        transitions, start, end = self._scores(emissions.device, emis.dtype)
         trans = transitions[perm][:, perm]
         steps = [self._viterbi_step_fn(src, trans[src.unsqueeze(2), tgt.unsqueeze(1)]) for src, tgt in blocks.blocks]
 

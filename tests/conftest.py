@@ -16,3 +16,81 @@ def corpora_dir() -> Path:
     if not (CORPORA / "README.md").is_file():
         pytest.skip(f"real corpora not found at {CORPORA}")
     return CORPORA
+
+
+# Invented sentences (never corpus text) to train a tiny XLM-R-style Unigram tokenizer on.
+SYNTHETIC_SENTENCES = [
+    "Paciente de 45 años con dolor abdominal y fiebre de 38,5 ºC.",
+    "Se administra paracetamol 1 g cada 8 horas durante 5 días.",
+    "Dr. Juan García López, Hospital Universitario La Paz, Madrid.",
+    "Fecha de ingreso: 12/03/2019. Alta el 20 de marzo de 2019.",
+    "Carcinoma ductal infiltrante de mama izquierda, grado 2.",
+    "Patient is a 67-year-old man with chest pain and dyspnea.",
+    "Metformin 500 mg twice daily; lisinopril 10 mg once daily.",
+    "CT scan of the abdomen showed no acute abnormality.",
+    "Trabaja como enfermera en el centro de salud de Alcalá.",
+    "Correo: paciente@example.com, teléfono 612 345 678.",
+]
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An XLM-R-style fast tokenizer (Unigram, ``<s> <pad> </s> <unk> <mask>``), saved to disk."""
+    import json
+
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+    from transformers import XLMRobertaTokenizerFast
+
+    tokenizer = Tokenizer(models.Unigram())
+    tokenizer.normalizer = normalizers.NFKC()
+    tokenizer.pre_tokenizer = pre_tokenizers.Metaspace()
+    tokenizer.decoder = decoders.Metaspace()
+    trainer = trainers.UnigramTrainer(
+        vocab_size=300, special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"], unk_token="<unk>"
+    )
+    tokenizer.train_from_iterator(SYNTHETIC_SENTENCES * 5, trainer)
+    vocab = [tuple(piece) for piece in json.loads(tokenizer.to_str())["model"]["vocab"]]
+    folder = tmp_path_factory.mktemp("tiny-tokenizer")
+    XLMRobertaTokenizerFast(vocab=vocab).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer(tiny_tokenizer_dir: Path):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(tiny_tokenizer_dir)
+
+
+def tiny_encoder_config(kind: str, vocab_size: int = 300):
+    """A 2-layer, hidden-32 encoder config of the named architecture."""
+    from transformers import BertConfig, RobertaConfig, XLMRobertaConfig
+
+    sizes = dict(
+        vocab_size=vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=37,
+        max_position_embeddings=160,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+    )
+    config_class = {"xlm-roberta": XLMRobertaConfig, "roberta": RobertaConfig, "bert": BertConfig}[kind]
+    return config_class(**sizes)
+
+
+@pytest.fixture(scope="session")
+def tiny_backbone_dir(tmp_path_factory: pytest.TempPathFactory, tiny_tokenizer_dir: Path) -> Path:
+    """A saved tiny random XLM-R encoder with the tiny tokenizer beside it (stands in for CLIN-X)."""
+    import shutil
+
+    import torch
+    from transformers import AutoModel
+
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("tiny-xlmr")
+    AutoModel.from_config(tiny_encoder_config("xlm-roberta")).save_pretrained(folder)
+    for item in tiny_tokenizer_dir.iterdir():
+        shutil.copy(item, folder / item.name)
+    return folder
