@@ -1,0 +1,81 @@
+"""The ``clinx`` command line: ``clinx data stats|convert`` (more command groups plug in the same way).
+
+A command group is a function that adds its sub-parser to ``COMMAND_GROUPS``' parent and sets
+``handler`` on each command; ``main`` calls the handler with the parsed arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from clinx_hub.formats.base import CorpusFormatError
+
+
+def _data_stats(args: argparse.Namespace) -> int:
+    from clinx_hub.stats import format_statistics, task_statistics
+
+    stats = task_statistics(args.task, Path(args.data_dir))
+    print(json.dumps(stats, ensure_ascii=False, indent=2) if args.json else format_statistics(stats))
+    return 0
+
+
+def _data_convert(args: argparse.Namespace) -> int:
+    from clinx_hub.hub_datasets import convert
+
+    out = convert(args.task, Path(args.data_dir), Path(args.out), overwrite=args.overwrite)
+    print(f"wrote {out}")
+    return 0
+
+
+def add_data_commands(commands: argparse._SubParsersAction) -> None:
+    """``clinx data stats`` and ``clinx data convert``."""
+    from clinx_hub.corpora import task_names
+
+    data = commands.add_parser("data", help="read, check and convert corpora")
+    actions = data.add_subparsers(dest="action", required=True)
+    stats = actions.add_parser("stats", help="documents, spans and spans a flat tagger cannot represent, per split")
+    convert = actions.add_parser("convert", help="write a Hub-ready dataset folder (parquet + dataset card)")
+    for parser in (stats, convert):
+        parser.add_argument("task", choices=task_names())
+        parser.add_argument(
+            "--data-dir", required=True,
+            help="the corpus folder as distributed (with its split folders), or a plain folder of files (one split)",
+        )
+    stats.add_argument("--json", action="store_true", help="print the statistics as JSON")
+    stats.set_defaults(handler=_data_stats)
+    convert.add_argument("--out", required=True, help="folder to write (parquet per split + README.md)")
+    convert.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+    convert.set_defaults(handler=_data_convert)
+
+
+COMMAND_GROUPS: list[Callable[[argparse._SubParsersAction], None]] = [add_data_commands]
+"""Each adds one top-level command (``data``; later ``train``, ``evaluate``, ``predict``, ``push``...)."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="clinx", description="CLIN-X clinical concept extraction toolkit")
+    commands = parser.add_subparsers(dest="command", required=True)
+    for add_group in COMMAND_GROUPS:
+        add_group(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``clinx`` command line; a corpus that cannot be read exits with status 2 and the reason.
+
+    >>> main(["data", "stats", "meddocan", "--data-dir", "../shared/corpora", "--json"])  # doctest: +SKIP
+    """
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except (CorpusFormatError, FileExistsError) as err:
+        print(f"clinx: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
