@@ -1,0 +1,111 @@
+"""Converted folders load offline with datasets.load_dataset; the card holds statistics, never text."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from clinx_hub.cli import main
+from clinx_hub.corpora import get_task
+from clinx_hub.hub_datasets import convert, tag_names
+
+datasets = pytest.importorskip("datasets")
+
+SPLIT_DOCUMENTS = {
+    "meddocan": {"train": 500, "validation": 250, "test": 250},
+    "pharmaconer": {"train": 500, "validation": 250},
+    "cantemist": {"train": 501, "validation": 250, "test": 300},
+    "meddoprof-ner": {"train": 1200, "test": 300},
+    "meddoprof-class": {"train": 1200, "test": 300},
+}
+TOTAL_SPANS = {"meddocan": 22795, "pharmaconer": 5748, "cantemist": 13372, "meddoprof-ner": 3658, "meddoprof-class": 3658}
+
+
+@pytest.fixture
+def offline(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True, raising=False)
+    return tmp_path / "cache"
+
+
+def card_metadata(folder: Path) -> tuple[dict, str]:
+    _, front, body = (folder / "README.md").read_text(encoding="utf-8").split("---\n", 2)
+    return yaml.safe_load(front), body
+
+
+@pytest.mark.corpus
+@pytest.mark.parametrize("task", list(SPLIT_DOCUMENTS))
+def test_converted_spanish_task_loads_offline(corpora_dir, tmp_path, offline, task):
+    out = convert(task, corpora_dir, tmp_path / task)
+    documents = datasets.load_dataset(str(out), "documents", cache_dir=str(offline))
+    sentences = datasets.load_dataset(str(out), "sentences", cache_dir=str(offline))
+    assert {split: len(rows) for split, rows in documents.items()} == SPLIT_DOCUMENTS[task]
+    assert sum(len(row) for split in documents.values() for row in split["spans"]) == TOTAL_SPANS[task]
+    assert set(sentences) == set(documents)
+    feature = sentences["train"].features["ner_tags"].feature
+    assert feature.names == tag_names(get_task(task).labels)
+    row = sentences["train"][0]
+    text = documents["train"][0]["text"]
+    assert row["document_id"] == documents["train"][0]["id"]
+    assert row["tokens"] == [text[s:e] for s, e in zip(row["token_starts"], row["token_ends"])]
+
+    metadata, body = card_metadata(out)
+    assert metadata["license"] == "cc-by-4.0"
+    assert [c["config_name"] for c in metadata["configs"]] == ["documents", "sentences"]
+    assert "@" in body and "| train |" in body
+    # Statistics only: no sentence of any document appears in the card.
+    card = (out / "README.md").read_text(encoding="utf-8")
+    for doc in documents["train"].select(range(30)):
+        for sentence in doc["sentences"]:
+            piece = doc["text"][sentence["start"] : sentence["end"]]
+            assert len(piece) < 25 or piece not in card
+
+
+@pytest.mark.corpus
+def test_documents_config_keeps_codes_and_every_gold_span(corpora_dir, tmp_path, offline):
+    out = convert("cantemist", corpora_dir / "cantemist" / "test-set" / "cantemist-norm", tmp_path / "c")
+    test = datasets.load_dataset(str(out), "documents", cache_dir=str(offline))["train"]
+    spans = [span for row in test["spans"] for span in row]
+    assert len(spans) == 3635 and all(len(span["codes"]) == 1 for span in spans)
+    assert spans[0]["id"].startswith(test[0]["id"] + "-T")
+
+
+I2B2_2014 = """<?xml version="1.0" encoding="UTF-8" ?>
+<deIdi2b2>
+<TEXT><![CDATA[
+Record date: 2099-05-03
+
+Patient Jane Roe is a 64 yo nurse seen at Springfield General.
+]]></TEXT>
+<TAGS>
+<DATE id="P0" start="14" end="24" text="2099-05-03" TYPE="DATE" comment="" />
+<NAME id="P1" start="34" end="42" text="Jane Roe" TYPE="PATIENT" comment="" />
+<NAME id="P2" start="42" end="46" text=" is " TYPE="NOVEL" comment="" />
+</TAGS>
+</deIdi2b2>
+"""
+
+
+def test_cli_converts_a_synthetic_i2b2_folder_and_refuses_to_overwrite(tmp_path, offline, capsys):
+    source = tmp_path / "notes"
+    source.mkdir()
+    (source / "320-03.xml").write_text(I2B2_2014, encoding="utf-8")
+    out = tmp_path / "hub"
+    assert main(["data", "convert", "i2b2-2014", "--data-dir", str(source), "--out", str(out)]) == 0
+    metadata, body = card_metadata(out)
+    assert (metadata["license"], metadata["license_name"]) == ("other", "n2c2-data-use-agreement")
+    assert "| train | 1 | 2 |" in body  # documents, sentences
+    sentences = datasets.load_dataset(str(out), "sentences", cache_dir=str(offline))["train"]
+    names = sentences.features["ner_tags"].feature.names
+    assert names[-2:] == ["B-NOVEL", "I-NOVEL"]  # a label outside the task's set is kept, not dropped
+    tags = [names[t] for row in sentences for t in row["ner_tags"]]
+    assert tags.count("B-DATE") == 1 and tags.count("B-PATIENT") == 1 and "B-NOVEL" not in tags  # " is " is misaligned
+
+    assert main(["data", "convert", "i2b2-2014", "--data-dir", str(source), "--out", str(out)]) == 2
+    assert "exists and is not empty (use --overwrite" in capsys.readouterr().err
+    (out / "mine.txt").write_text("kept", encoding="utf-8")
+    assert main(["data", "convert", "i2b2-2014", "--data-dir", str(source), "--out", str(out), "--overwrite"]) == 0
+    assert (out / "mine.txt").read_text(encoding="utf-8") == "kept"
