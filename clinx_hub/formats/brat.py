@@ -122,7 +122,8 @@ def parse_ann(content: str, path: str | Path = "<ann>") -> BratAnnotations:
         if not line.strip():
             continue
         _parse_line(line, number, path, result)
-        new_id = _line_id(result, line)
+        # Equivalence lines ("*") have no id of their own.
+        new_id = None if line.startswith("*") else line.split("\t", 1)[0]
         if new_id is not None:
             if new_id in ids:
                 raise CorpusFormatError(f"id {new_id} already defined on line {ids[new_id]}", path, number)
@@ -157,8 +158,8 @@ def _parse_line(line: str, number: int, path: str | Path, out: BratAnnotations) 
             return
     elif kind == "E":
         if m := _EVENT.fullmatch(line):
-            arguments = tuple(tuple(a.split(":", 1)) for a in m.group(4).split())
-            out.events.append(BratEvent(m.group(1), m.group(2), m.group(3), arguments, number))  # type: ignore[arg-type]
+            arguments = tuple((role, target) for role, target in (a.split(":", 1) for a in m.group(4).split()))
+            out.events.append(BratEvent(m.group(1), m.group(2), m.group(3), arguments, number))
             return
     elif kind == "N":
         if m := _NORMALISATION.fullmatch(line):
@@ -173,10 +174,6 @@ def _parse_line(line: str, number: int, path: str | Path, out: BratAnnotations) 
     else:
         raise CorpusFormatError(f"unknown annotation type {kind!r} in line {line[:60]!r}", path, number)
     raise CorpusFormatError(f"malformed {kind!r} line {line[:80]!r}", path, number)
-
-
-def _line_id(result: BratAnnotations, line: str) -> str | None:
-    return None if line.startswith("*") else line.split("\t", 1)[0]
 
 
 def _check_references(ann: BratAnnotations, ids: dict[str, int], path: str | Path) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 from clinx_hub.documents import Document, Finding, Span
@@ -72,7 +73,7 @@ def _finish(
     where = {s.id: f"{path}:{lines[s.id]}" if s.id in lines else str(path) for s in spans}
     shift = best_shift(text, spans)
     if shift:
-        spans = [Span(s.start + shift, s.end + shift, s.label, s.text, s.id, s.codes) for s in spans]
+        spans = [replace(s, start=s.start + shift, end=s.end + shift) for s in spans]
         findings.append(
             Finding(doc_id, OFFSET_SHIFT, str(path), detail=f"all offsets shifted by {shift:+d} to match the tag texts")
         )
@@ -179,7 +180,7 @@ def read_i2b2_2006(path: Path) -> list[Document]:
         text = text.strip("\n")
         if text.endswith("[ report_end ]"):
             text = text[: -len("[ report_end ]")].rstrip("\n")
-        spans = [Span(s.start - lead, s.end - lead, s.label, s.text, s.id) for s in spans]
+        spans = [replace(s, start=s.start - lead, end=s.end - lead) for s in spans]
         findings = [f for f in repairs if f.doc_id == doc_id]
         documents.append(_finish(doc_id, text, spans, findings, path, {}))
     return documents
