@@ -52,7 +52,29 @@ def add_data_commands(commands: argparse._SubParsersAction) -> None:
     convert.set_defaults(handler=_data_convert)
 
 
-COMMAND_GROUPS: list[Callable[[argparse._SubParsersAction], None]] = [add_data_commands]
+def _score(args: argparse.Namespace) -> int:
+    from clinx_hub.evaluation import score_folders
+
+    result = score_folders(Path(args.gold), Path(args.pred), common_only=args.common_only)
+    print(json.dumps(result.to_dict(), ensure_ascii=False, indent=2) if args.json else result.format_table())
+    return 0
+
+
+def add_score_command(commands: argparse._SubParsersAction) -> None:
+    """``clinx score``: strict micro P/R/F1 of a folder of predicted ``.ann`` files, as the shared-task scorers."""
+    score = commands.add_parser("score", help="strict (label, start, end) micro P/R/F1 of BRAT predictions")
+    score.add_argument("--gold", required=True, help="gold BRAT folder (.txt + .ann per document)")
+    score.add_argument("--pred", required=True, help="folder of predicted .ann files (.txt optional)")
+    score.add_argument("--json", action="store_true", help="print the result as JSON")
+    score.add_argument(
+        "--common-only", action="store_true",
+        help="score only documents present in both folders (MEDDOCAN/PharmaCoNER scripts); "
+        "by default a gold document without a prediction counts as all false negatives",
+    )
+    score.set_defaults(handler=_score)
+
+
+COMMAND_GROUPS: list[Callable[[argparse._SubParsersAction], None]] = [add_data_commands, add_score_command]
 """Each adds one top-level command (``data``; later ``train``, ``evaluate``, ``predict``, ``push``...)."""
 
 
