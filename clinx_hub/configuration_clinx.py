@@ -30,6 +30,8 @@ class ClinXConfig(PretrainedConfig):
             ``"sentence"`` (the paper's one example per sentence with context around it).
         tagging_level: ``"subword"`` (every subword is tagged, CLIN-X) or ``"first_subword"``
             (word-level tagging on each word's first subword, the ablation).
+        window_length: encoder positions per window, special tokens included (capped by the
+            encoder's own limit).
 
     >>> config = ClinXConfig(encoder={"model_type": "bert", "hidden_size": 32}, id2label={0: "O"})
     >>> config.label_scheme, config.context_size
@@ -45,6 +47,7 @@ class ClinXConfig(PretrainedConfig):
     context_size: int = 100
     context_mode: str = "window"
     tagging_level: str = "subword"
+    window_length: int = 512
     classifier_dropout: float | None = None
     initializer_range: float = 0.02
 
@@ -63,6 +66,8 @@ class ClinXConfig(PretrainedConfig):
         ):
             if value not in allowed:
                 raise ValueError(f"ClinXConfig.{name}={value!r}; expected one of {allowed}")
+        if self.window_length < 8:
+            raise ValueError(f"ClinXConfig.window_length must be >= 8, got {self.window_length}")
         if self.context_size < 0:
             raise ValueError(f"ClinXConfig.context_size must be >= 0, got {self.context_size}")
 
@@ -70,6 +75,15 @@ class ClinXConfig(PretrainedConfig):
         """The backbone's own config object, built from the stored dict."""
         fields = dict(self.encoder)
         return AutoConfig.for_model(fields.pop("model_type"), **fields)
+
+    def max_window_length(self) -> int:
+        """``window_length``, capped by the positions the encoder has (RoBERTa-style encoders
+        reserve ``pad_token_id + 1`` of their position ids)."""
+        encoder = self.encoder
+        positions = encoder.get("max_position_embeddings", self.window_length)
+        if encoder.get("model_type") in ("roberta", "xlm-roberta", "xlm-roberta-xl", "camembert"):
+            positions -= encoder.get("pad_token_id", 1) + 1
+        return min(self.window_length, positions)
 
     @property
     def entity_types(self) -> list[str]:

@@ -1,0 +1,140 @@
+"""Extractors: one model or a majority-vote ensemble behind the same interface.
+
+An :class:`Extractor` wraps a model folder (model + tokenizer); a :class:`ClinXEnsemble` is one
+folder with ``ensemble.json`` and its members under ``members/``. Both save, load, predict and
+evaluate the same way, and :func:`load_extractor` opens either.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+
+from .documents import Document, Span
+from .extraction import extract_documents
+
+ENSEMBLE_FILE = "ensemble.json"
+MEMBERS_DIR = "members"
+
+
+class Extractor:
+    """A single CLIN-X model with its tokenizer.
+
+    >>> extractor = Extractor.from_pretrained("runs/meddocan")  # doctest: +SKIP
+    >>> extractor.predict(["Paciente de 45 años."])  # doctest: +SKIP
+    """
+
+    def __init__(self, model, tokenizer):
+        self.model = model
+        self.tokenizer = tokenizer
+
+    @property
+    def config(self):
+        return self.model.config
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path, **kwargs) -> Extractor:
+        from transformers import AutoModelForTokenClassification, AutoTokenizer
+
+        model = AutoModelForTokenClassification.from_pretrained(path, **kwargs)
+        return cls(model, AutoTokenizer.from_pretrained(path))
+
+    def save_pretrained(self, path: str | Path) -> None:
+        self.model.save_pretrained(path)
+        self.tokenizer.save_pretrained(path)
+
+    def predict(self, documents: Sequence[str | Document], *, batch_size: int = 16) -> list[list[Span]]:
+        """Spans for each document or text."""
+        return extract_documents(self.model, self.tokenizer, documents, batch_size=batch_size)
+
+    def evaluate(self, documents: Sequence[Document], *, batch_size: int = 16):
+        """Strict micro P/R/F1 of the predictions against the documents' gold spans."""
+        from .evaluation import score_documents
+
+        predictions = self.predict(documents, batch_size=batch_size)
+        return score_documents(list(documents), [d.with_spans(p) for d, p in zip(documents, predictions)])
+
+
+def ensemble_vote(predictions: Sequence[Sequence[Span]], min_votes: int | None = None) -> list[Span]:
+    """Spans predicted by at least ``min_votes`` members (default: a strict majority).
+
+    Overlapping winners are resolved deterministically: more votes first, then the longer span,
+    then the earlier start, then the label. A span's score is the share of members that voted
+    for it times their mean confidence.
+
+    >>> a, b = Span(0, 4, "X", score=1.0), Span(0, 2, "X", score=1.0)
+    >>> ensemble_vote([[a], [a], [b]])
+    [Span(start=0, end=4, label='X', text='', id='', codes=(), score=0.6666666666666666)]
+    """
+    members = len(predictions)
+    if min_votes is None:
+        min_votes = members // 2 + 1
+    votes: Counter[tuple[str, int, int]] = Counter()
+    scores: dict[tuple[str, int, int], list[float]] = defaultdict(list)
+    texts: dict[tuple[str, int, int], str] = {}
+    for spans in predictions:
+        for span in {s.key: s for s in spans}.values():  # one vote per member
+            votes[span.key] += 1
+            scores[span.key].append(1.0 if span.score is None else span.score)
+            texts[span.key] = span.text
+    ranked = sorted(
+        (key for key, count in votes.items() if count >= min_votes),
+        key=lambda k: (-votes[k], -(k[2] - k[1]), k[1], k[0]),
+    )
+    kept: list[Span] = []
+    for label, start, end in ranked:
+        if all(end <= s.start or s.end <= start for s in kept):
+            key = (label, start, end)
+            score = votes[key] / members * sum(scores[key]) / len(scores[key])
+            kept.append(Span(start, end, label, text=texts[key], score=score))
+    return sorted(kept, key=lambda s: (s.start, s.end, s.label))
+
+
+class ClinXEnsemble(Extractor):
+    """Members trained on different random splits, voting span by span.
+
+    >>> ensemble = ClinXEnsemble.from_pretrained("runs/meddocan-ensemble")  # doctest: +SKIP
+    >>> ensemble.predict(["Paciente de 45 años."])  # doctest: +SKIP
+    """
+
+    def __init__(self, members: Sequence[Extractor], *, min_votes: int | None = None, names: Sequence[str] | None = None):
+        if not members:
+            raise ValueError("an ensemble needs at least one member")
+        labels = [tuple(m.config.id2label.items()) for m in members]
+        if len(set(labels)) != 1:
+            raise ValueError("ensemble members must share one label set")
+        self.members = list(members)
+        self.min_votes = min_votes
+        self.names = list(names) if names is not None else [str(i) for i in range(len(members))]
+        super().__init__(members[0].model, members[0].tokenizer)
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path, **kwargs) -> ClinXEnsemble:
+        path = Path(path)
+        spec = json.loads((path / ENSEMBLE_FILE).read_text())
+        members = [Extractor.from_pretrained(path / MEMBERS_DIR / name, **kwargs) for name in spec["members"]]
+        return cls(members, min_votes=spec.get("min_votes"), names=spec["members"])
+
+    def save_pretrained(self, path: str | Path) -> None:
+        path = Path(path)
+        for name, member in zip(self.names, self.members):
+            member.save_pretrained(path / MEMBERS_DIR / name)
+        self.tokenizer.save_pretrained(path)
+        spec = {"members": self.names, "min_votes": self.min_votes, "vote": "span-level majority"}
+        (path / ENSEMBLE_FILE).write_text(json.dumps(spec, indent=2) + "\n")
+
+    def predict(self, documents: Sequence[str | Document], *, batch_size: int = 16) -> list[list[Span]]:
+        per_member = [member.predict(documents, batch_size=batch_size) for member in self.members]
+        return [ensemble_vote([m[i] for m in per_member], self.min_votes) for i in range(len(documents))]
+
+
+def load_extractor(path: str | Path, **kwargs) -> Extractor:
+    """Open a model folder or an ensemble folder (it has ``ensemble.json``).
+
+    >>> load_extractor("runs/meddocan").predict(["..."])  # doctest: +SKIP
+    """
+    if (Path(path) / ENSEMBLE_FILE).is_file():
+        return ClinXEnsemble.from_pretrained(path, **kwargs)
+    return Extractor.from_pretrained(path, **kwargs)

@@ -1,0 +1,151 @@
+"""Documents or raw text -> spans, the way the model was trained: same windows, same context.
+
+Windows are encoded in length-sorted batches; each document's centre emissions are stitched
+back into one emission sequence (every subword exactly once) and decoded with one Viterbi pass
+over the whole document, so a mention is never split where two windows meet. Confidences are
+the CRF's tag marginals (softmax probabilities without a CRF), averaged over a span's subwords.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from .documents import Document, Span
+from .modeling_clinx import ClinXForTokenClassification
+from .sentences import split_sentences
+from .tagging import tags_to_spans
+from .windows import IGNORE_INDEX, Window, build_windows, tokenize_document
+
+
+def pad_windows(windows: Sequence[Window], pad_id: int, *, with_labels: bool) -> dict[str, torch.Tensor]:
+    """A padded batch: ``input_ids``, ``attention_mask``, ``label_mask`` (and ``labels``)."""
+    width = max(len(w.input_ids) for w in windows)
+    batch = {
+        "input_ids": torch.full((len(windows), width), pad_id, dtype=torch.long),
+        "attention_mask": torch.zeros(len(windows), width, dtype=torch.long),
+        "label_mask": torch.zeros(len(windows), width, dtype=torch.bool),
+    }
+    if with_labels:
+        batch["labels"] = torch.full((len(windows), width), IGNORE_INDEX, dtype=torch.long)
+    for row, window in enumerate(windows):
+        n = len(window.input_ids)
+        batch["input_ids"][row, :n] = torch.tensor(window.input_ids)
+        batch["attention_mask"][row, :n] = 1
+        batch["label_mask"][row, :n] = torch.tensor(window.label_mask)
+        if with_labels:
+            batch["labels"][row, :n] = torch.tensor(window.labels)
+    return batch
+
+
+def _as_documents(texts: Sequence[str | Document]) -> list[Document]:
+    documents = []
+    for i, item in enumerate(texts):
+        if isinstance(item, Document):
+            documents.append(item if item.sentences else Document(item.id, item.text, sentences=split_sentences(item.text)))
+        else:
+            documents.append(Document(f"doc{i}", item, sentences=split_sentences(item)))
+    return documents
+
+
+@torch.no_grad()
+def document_emissions(
+    model: ClinXForTokenClassification,
+    tokenizer,
+    documents: Sequence[Document],
+    *,
+    batch_size: int = 16,
+) -> tuple[list, list[torch.Tensor], list[torch.Tensor]]:
+    """Per document: its tokenization, its emissions [subwords, tags] and its label mask [subwords]."""
+    config = model.config
+    first_subword = config.tagging_level == "first_subword"
+    tokenized = [tokenize_document(doc, tokenizer) for doc in documents]
+    windows = build_windows(
+        tokenized,
+        tokenizer,
+        max_length=config.max_window_length(),
+        context=config.context_size,
+        mode=config.context_mode,
+        first_subword=first_subword,
+    )
+    device = next(model.parameters()).device
+    emissions = [torch.zeros(len(t.input_ids), config.num_labels) for t in tokenized]
+    masks = [torch.zeros(len(t.input_ids), dtype=torch.bool) for t in tokenized]
+    order = sorted(range(len(windows)), key=lambda i: len(windows[i].input_ids))
+    was_training = model.training
+    model.eval()
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    for start in range(0, len(order), batch_size):
+        chunk = [windows[i] for i in order[start : start + batch_size]]
+        batch = pad_windows(chunk, pad_id, with_labels=False)
+        logits = model(
+            input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device)
+        ).logits.float().cpu()
+        for row, window in enumerate(chunk):
+            n = len(window.positions)
+            keep = batch["label_mask"][row, :n]
+            positions = torch.tensor(window.positions)[keep]
+            emissions[window.doc_index][positions] = logits[row, :n][keep]
+            masks[window.doc_index][positions] = True
+    model.train(was_training)
+    return tokenized, emissions, masks
+
+
+@torch.no_grad()
+def extract_documents(
+    model: ClinXForTokenClassification,
+    tokenizer,
+    documents: Sequence[str | Document],
+    *,
+    batch_size: int = 16,
+    with_scores: bool = True,
+) -> list[list[Span]]:
+    """Predicted spans of each document (or raw text), with character offsets and confidences.
+
+    >>> extract_documents(model, tokenizer, ["Paciente de 45 años."])  # doctest: +SKIP
+    [[Span(start=12, end=19, label='EDAD_SUJETO_ASISTENCIA', text='45 años', score=0.98)]]
+    """
+    documents = _as_documents(documents)
+    tokenized, emissions, masks = document_emissions(model, tokenizer, documents, batch_size=batch_size)
+    id2label = model.config.id2label
+    word_level = model.config.tagging_level == "first_subword"
+    results: list[list[Span]] = [[] for _ in documents]
+    order = sorted(range(len(documents)), key=lambda i: len(tokenized[i].input_ids))
+    device = next(model.parameters()).device
+    for start in range(0, len(order), batch_size):
+        chunk = [i for i in order[start : start + batch_size] if len(tokenized[i].input_ids)]
+        if not chunk:
+            continue
+        width = max(len(tokenized[i].input_ids) for i in chunk)
+        logits = torch.zeros(len(chunk), width, model.config.num_labels)
+        mask = torch.zeros(len(chunk), width, dtype=torch.bool)
+        for row, i in enumerate(chunk):
+            logits[row, : len(emissions[i])] = emissions[i]
+            mask[row, : len(masks[i])] = masks[i]
+        logits, mask = logits.to(device), mask.to(device)
+        paths = model.decode(logits=logits, label_mask=mask).cpu()
+        probabilities = model.tag_probabilities(logits, mask).cpu() if with_scores else None
+        for row, i in enumerate(chunk):
+            n = len(tokenized[i].input_ids)
+            ids = paths[row, :n].tolist()
+            tags = [id2label[t] if t != IGNORE_INDEX else None for t in ids]
+            scores = None
+            if probabilities is not None:
+                scores = [float(probabilities[row, p, t]) if t != IGNORE_INDEX else 0.0 for p, t in enumerate(ids)]
+            results[i] = tags_to_spans(
+                tags,
+                tokenized[i].offsets,
+                documents[i].text,
+                scores=scores,
+                word_ids=tokenized[i].word_ids if word_level else None,
+            )
+    return results
+
+
+def extract(model: ClinXForTokenClassification, tokenizer, text: str, **kwargs) -> list[Span]:
+    """Predicted spans of one note of any length.
+
+    >>> extract(model, tokenizer, "Paciente de 45 años.")  # doctest: +SKIP
+    """
+    return extract_documents(model, tokenizer, [text], **kwargs)[0]

@@ -1,0 +1,375 @@
+"""The CLIN-X recipe on the Hugging Face Trainer: windows, strict-F1 early stopping, random-split
+ensembles, transfer initialisation and first-n-sentence low-resource runs.
+
+Data flows one way: documents -> windows (``windows.py``) -> model -> spans (``extraction.py``)
+-> strict scores (``evaluation.py``).
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import random
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import torch
+from transformers import (
+    AutoModelForTokenClassification,
+    AutoTokenizer,
+    EarlyStoppingCallback,
+    Trainer,
+    TrainerCallback,
+    TrainingArguments,
+)
+
+from .documents import Document
+from .extraction import extract_documents, pad_windows
+from .modeling_clinx import ClinXForTokenClassification
+from .tagging import scheme_labels
+from .windows import Window, build_windows, tokenize_document
+
+TRAINING_RECORD = "training_record.json"
+FOLDS_FILE = "folds.json"
+
+
+@dataclass
+class ClinXTrainingArguments(TrainingArguments):
+    """``TrainingArguments`` plus the CLIN-X method's knobs (the model is configured from them)."""
+
+    context_size: int = field(default=100, metadata={"help": "subwords of context on each side"})
+    context_mode: str = field(default="window", metadata={"help": "window | sentence"})
+    label_scheme: str = field(default="bioes", metadata={"help": "bioes | bio"})
+    use_crf: bool = field(default=True, metadata={"help": "CRF output layer (False: softmax ablation)"})
+    tagging_level: str = field(default="subword", metadata={"help": "subword | first_subword"})
+    window_length: int = field(default=512, metadata={"help": "encoder positions per window"})
+    splits: int = field(default=1, metadata={"help": "random splits / ensemble members (1: one model)"})
+    first_n: int | None = field(default=None, metadata={"help": "train on the first n sentences only"})
+    init_from: str | None = field(default=None, metadata={"help": "source-task model to start from (transfer)"})
+    early_stopping_patience: int = field(default=3, metadata={"help": "evaluations without F1 gain before stopping"})
+
+
+class WindowDataset(torch.utils.data.Dataset):
+    """Labelled windows as a map-style dataset for the Trainer."""
+
+    def __init__(self, windows: Sequence[Window]):
+        self.windows = list(windows)
+
+    def __len__(self) -> int:
+        return len(self.windows)
+
+    def __getitem__(self, index: int) -> Window:
+        return self.windows[index]
+
+
+class WindowCollator:
+    """Pads windows into ``input_ids``/``attention_mask``/``labels`` tensors."""
+
+    def __init__(self, pad_id: int):
+        self.pad_id = pad_id
+
+    def __call__(self, windows: Sequence[Window]) -> dict[str, torch.Tensor]:
+        batch = pad_windows(windows, self.pad_id, with_labels=True)
+        batch.pop("label_mask")
+        return batch
+
+
+class ClinXTrainer(Trainer):
+    """A ``Trainer`` fed with documents; evaluation is strict span F1 on held-out documents.
+
+    The training documents become labelled windows exactly as the model config says (context,
+    mode, scheme, tagging level), so training and inference always see the same inputs.
+
+    >>> trainer = ClinXTrainer(model, args, tokenizer, train_documents, eval_documents)  # doctest: +SKIP
+    >>> trainer.train()  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        model: ClinXForTokenClassification,
+        args: TrainingArguments,
+        tokenizer,
+        train_documents: Sequence[Document],
+        eval_documents: Sequence[Document] | None = None,
+        **kwargs,
+    ):
+        config = model.config
+        self.eval_documents = list(eval_documents or [])
+        self.findings = []
+        train_windows = self._windows(config, tokenizer, train_documents)
+        eval_windows = self._windows(config, tokenizer, self.eval_documents) if self.eval_documents else None
+        pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        super().__init__(
+            model=model,
+            args=args,
+            train_dataset=WindowDataset(train_windows),
+            eval_dataset=WindowDataset(eval_windows) if eval_windows else None,
+            data_collator=WindowCollator(pad_id),
+            processing_class=tokenizer,
+            **kwargs,
+        )
+
+    def _windows(self, config, tokenizer, documents: Sequence[Document]) -> list[Window]:
+        first_subword = config.tagging_level == "first_subword"
+        tokenized = [
+            tokenize_document(d, tokenizer, config.label2id, scheme=config.label_scheme, first_subword=first_subword)
+            for d in documents
+        ]
+        for t in tokenized:
+            self.findings.extend(t.findings)
+        return build_windows(
+            tokenized,
+            tokenizer,
+            max_length=config.max_window_length(),
+            context=config.context_size,
+            mode=config.context_mode,
+            label2id=config.label2id,
+            first_subword=first_subword,
+        )
+
+    def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval") -> dict[str, float]:
+        """Strict micro P/R/F1 of the current model on the held-out documents."""
+        from .evaluation import score_documents
+
+        start = time.time()
+        predictions = extract_documents(
+            self.model, self.processing_class, self.eval_documents, batch_size=self.args.per_device_eval_batch_size
+        )
+        scores = score_documents(self.eval_documents, [d.with_spans(p) for d, p in zip(self.eval_documents, predictions)])
+        metrics = {
+            f"{metric_key_prefix}_precision": scores.micro.precision,
+            f"{metric_key_prefix}_recall": scores.micro.recall,
+            f"{metric_key_prefix}_f1": scores.micro.f1,
+            f"{metric_key_prefix}_runtime": round(time.time() - start, 3),
+        }
+        self.log(metrics)
+        self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
+        return metrics
+
+
+class _History(TrainerCallback):
+    """Keeps per-evaluation F1 and losses for the training record (and the model card)."""
+
+    def __init__(self) -> None:
+        self.evaluations: list[dict] = []
+
+    def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+        if metrics and "eval_f1" in metrics:
+            self.evaluations.append({"epoch": state.epoch, "step": state.global_step, **metrics})
+
+
+def random_folds(doc_ids: Sequence[str], n: int, seed: int) -> list[list[str]]:
+    """Document-level random folds: disjoint, covering, deterministic for a seed.
+
+    >>> random_folds(["a", "b", "c", "d", "e"], 2, seed=0)
+    [['a', 'd', 'e'], ['b', 'c']]
+    """
+    if n < 2:
+        raise ValueError("random folds need n >= 2")
+    if len(doc_ids) < n:
+        raise ValueError(f"{len(doc_ids)} documents cannot make {n} folds")
+    ids = sorted(doc_ids)
+    random.Random(seed).shuffle(ids)
+    return [sorted(ids[i::n]) for i in range(n)]
+
+
+def first_n_sentences(documents: Sequence[Document], n: int) -> list[Document]:
+    """The first ``n`` sentences of the training side in corpus order (documents by id).
+
+    The last document is cut after its n-th sentence overall; spans past the cut are left out
+    of this training subset (the report split never changes).
+
+    >>> from clinx_hub.documents import Span
+    >>> doc = Document("d1", "Uno. Dos tres.", [Span(5, 8, "X")], sentences=[(0, 4), (5, 14)])
+    >>> [d.text for d in first_n_sentences([doc], 1)]
+    ['Uno.']
+    """
+    result = []
+    remaining = n
+    for doc in sorted(documents, key=lambda d: d.id):
+        if remaining <= 0:
+            break
+        sentences = doc.sentences or [(0, len(doc.text))]
+        if len(sentences) <= remaining:
+            result.append(doc)
+            remaining -= len(sentences)
+            continue
+        cut = sentences[remaining - 1][1]
+        spans = [s for s in doc.spans if s.end <= cut]
+        result.append(replace(doc, text=doc.text[:cut], spans=spans, sentences=sentences[:remaining], findings=[]))
+        remaining = 0
+    return result
+
+
+def initial_model(
+    backbone: str,
+    labels: list[str],
+    args: ClinXTrainingArguments,
+) -> ClinXForTokenClassification:
+    """A model to train: from ``args.init_from`` (transfer) or a fresh head on ``backbone``.
+
+    A source model whose labels equal the target's is reused whole (head and CRF included);
+    otherwise only its encoder is, and the head and CRF start fresh.
+    """
+    settings = dict(
+        label_scheme=args.label_scheme,
+        use_crf=args.use_crf,
+        context_size=args.context_size,
+        context_mode=args.context_mode,
+        tagging_level=args.tagging_level,
+        window_length=args.window_length,
+    )
+    if args.init_from:
+        source = AutoModelForTokenClassification.from_pretrained(args.init_from)
+        if not isinstance(source, ClinXForTokenClassification):
+            raise ValueError(f"--init-from {args.init_from} is not a clinx_hub model")
+        if [source.config.id2label[i] for i in range(source.config.num_labels)] == labels and all(
+            getattr(source.config, k) == v for k, v in settings.items() if k != "window_length"
+        ):
+            return source
+        return ClinXForTokenClassification.from_backbone(source.encoder, labels, **settings)
+    return ClinXForTokenClassification.from_backbone(backbone, labels, **settings)
+
+
+def train_one(
+    backbone: str,
+    tokenizer,
+    labels: list[str],
+    train_documents: Sequence[Document],
+    eval_documents: Sequence[Document],
+    args: ClinXTrainingArguments,
+) -> tuple[ClinXForTokenClassification, dict]:
+    """Train one model with early stopping on ``eval_documents``; returns it and its record."""
+    torch.manual_seed(args.seed)
+    model = initial_model(backbone, labels, args)
+    history = _History()
+    callbacks = [history]
+    if eval_documents and args.load_best_model_at_end:
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=args.early_stopping_patience))
+    trainer = ClinXTrainer(model, args, tokenizer, train_documents, eval_documents, callbacks=callbacks)
+    checkpoints = list(Path(args.output_dir).glob("checkpoint-*"))
+    started = time.time()
+    trainer.train(resume_from_checkpoint=bool(checkpoints) or None)
+    record = {
+        "train_documents": len(train_documents),
+        "train_windows": len(trainer.train_dataset),
+        "eval_documents": len(eval_documents),
+        "unrepresentable_train_spans": sum(1 for f in trainer.findings if f.reason != "aligned"),
+        "aligned_train_spans": sum(1 for f in trainer.findings if f.reason == "aligned"),
+        "evaluations": history.evaluations,
+        "best_eval_f1": trainer.state.best_metric,
+        "epochs_run": trainer.state.epoch,
+        "train_seconds": round(time.time() - started, 1),
+        "seed": args.seed,
+    }
+    return trainer.model, record
+
+
+def hardware() -> str:
+    if torch.cuda.is_available():
+        return torch.cuda.get_device_name()
+    return f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+def default_arguments(output_dir: str | Path, **overrides) -> ClinXTrainingArguments:
+    """Arguments for CLIN-X runs: epoch-wise strict-F1 evaluation, best model kept, no reporting."""
+    settings = dict(
+        output_dir=str(output_dir),
+        eval_strategy="epoch",
+        save_strategy="epoch",
+        save_total_limit=1,
+        load_best_model_at_end=True,
+        metric_for_best_model="f1",
+        greater_is_better=True,
+        logging_strategy="epoch",
+        report_to="none",
+        use_cpu=not torch.cuda.is_available(),
+        save_only_model=False,
+    )
+    settings.update(overrides)
+    return ClinXTrainingArguments(**settings)
+
+
+def train_recipe(
+    backbone: str,
+    training_side: Sequence[Document],
+    out: str | Path,
+    args: ClinXTrainingArguments,
+    *,
+    entity_types: Sequence[str],
+    validation: Sequence[Document] | None = None,
+    task: str | None = None,
+) -> Path:
+    """Train one model (``args.splits == 1``) or a random-split ensemble into ``out``.
+
+    With one split, the model early-stops on ``validation`` or, without one, on a held-out
+    random fifth of the training side. With n splits, the training side is cut into n
+    document-level folds; member i trains on the others and early-stops on fold i; the members
+    are saved under ``out/members`` with ``ensemble.json`` and the fold lists in ``folds.json``.
+    """
+    from .ensemble import ClinXEnsemble, Extractor
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    labels = scheme_labels(list(entity_types), args.label_scheme)
+    tokenizer = AutoTokenizer.from_pretrained(args.init_from or backbone)
+    documents = list(training_side)
+    if args.first_n:
+        documents = first_n_sentences(documents, args.first_n)
+    record = {
+        "task": task,
+        "backbone": backbone,
+        "labels": labels,
+        "splits": args.splits,
+        "context_size": args.context_size,
+        "context_mode": args.context_mode,
+        "label_scheme": args.label_scheme,
+        "use_crf": args.use_crf,
+        "tagging_level": args.tagging_level,
+        "first_n": args.first_n,
+        "init_from": args.init_from,
+        "epochs": args.num_train_epochs,
+        "learning_rate": args.learning_rate,
+        "batch_size": args.per_device_train_batch_size,
+        "seed": args.seed,
+        "hardware": hardware(),
+        "members": [],
+    }
+    started = time.time()
+    if args.splits <= 1:
+        if validation:
+            train_docs, eval_docs = documents, list(validation)
+        else:
+            held_out = set(random_folds([d.id for d in documents], 5, args.seed)[0])
+            train_docs = [d for d in documents if d.id not in held_out]
+            eval_docs = [d for d in documents if d.id in held_out]
+        member_args = replace(args, output_dir=str(out / "checkpoints"))
+        model, member_record = train_one(backbone, tokenizer, labels, train_docs, eval_docs, member_args)
+        Extractor(model, tokenizer).save_pretrained(out)
+        record["members"].append(member_record)
+    else:
+        folds = random_folds([d.id for d in documents], args.splits, args.seed)
+        (out / FOLDS_FILE).write_text(json.dumps({"seed": args.seed, "folds": folds}, indent=2) + "\n")
+        members = []
+        for i, fold in enumerate(folds):
+            held_out = set(fold)
+            member_args = replace(args, output_dir=str(out / "checkpoints" / str(i)), seed=args.seed + i)
+            model, member_record = train_one(
+                backbone,
+                tokenizer,
+                labels,
+                [d for d in documents if d.id not in held_out],
+                [d for d in documents if d.id in held_out],
+                member_args,
+            )
+            members.append(Extractor(model, tokenizer))
+            record["members"].append({"fold": i, **member_record})
+        ClinXEnsemble(members).save_pretrained(out)
+    record["train_seconds"] = round(time.time() - started, 1)
+    # Checkpoints only serve to resume an interrupted run; the finished folder is what ships.
+    shutil.rmtree(out / "checkpoints", ignore_errors=True)
+    (out / TRAINING_RECORD).write_text(json.dumps(record, indent=2, default=str) + "\n")
+    return out
