@@ -94,3 +94,20 @@ def tiny_backbone_dir(tmp_path_factory: pytest.TempPathFactory, tiny_tokenizer_d
     for item in tiny_tokenizer_dir.iterdir():
         shutil.copy(item, folder / item.name)
     return folder
+
+
+def note(doc_id: str, sentences: int, offset: int = 0):
+    """An invented note of ``sentences`` sentences, each with a NOMBRE and a LUGAR span."""
+    from clinx_hub import Document, Span
+    from clinx_hub.sentences import split_sentences
+
+    names, places = ["Juan García", "Ana López Pérez", "Luis"], ["Madrid", "La Paz", "Alcalá de Henares"]
+    text, spans = "", []
+    for i in range(sentences):
+        name, place = names[(i + offset) % 3], places[(i + offset) % 3]
+        sentence = f"Paciente {name} ingresa en {place} con dolor. "
+        spans.append(Span(len(text) + 9, len(text) + 9 + len(name), "NOMBRE", name))
+        at = len(text) + sentence.index(place)
+        spans.append(Span(at, at + len(place), "LUGAR", place))
+        text += sentence
+    return Document(doc_id, text, spans, split_sentences(text))
