@@ -1,0 +1,164 @@
+"""The recipe on tiny models: folds, first-n, voting, single and ensemble runs, transfer, resume."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import note
+
+from clinx_hub import Span, scheme_labels
+from clinx_hub.ensemble import ClinXEnsemble, Extractor, ensemble_vote, load_extractor
+from clinx_hub.training import (
+    ClinXTrainer,
+    default_arguments,
+    first_n_sentences,
+    initial_model,
+    random_folds,
+    train_recipe,
+)
+
+TYPES = ["NOMBRE", "LUGAR"]
+
+
+@pytest.fixture(scope="module")
+def notes():
+    return [note(f"n{i:02d}", 2 + i % 3, offset=i) for i in range(24)]
+
+
+def tiny_args(out: Path, **overrides):
+    settings = dict(
+        num_train_epochs=4,
+        learning_rate=5e-3,
+        per_device_train_batch_size=8,
+        per_device_eval_batch_size=8,
+        window_length=64,
+        context_size=8,
+        disable_tqdm=True,
+        seed=0,
+    )
+    settings.update(overrides)
+    return default_arguments(out, **settings)
+
+
+def test_random_folds_are_disjoint_covering_and_deterministic() -> None:
+    ids = [f"d{i}" for i in range(23)]
+    folds = random_folds(ids, 5, seed=3)
+    assert sorted(i for fold in folds for i in fold) == sorted(ids)
+    assert all(not set(a) & set(b) for n, a in enumerate(folds) for b in folds[n + 1 :])
+    assert {len(f) for f in folds} == {4, 5}
+    assert folds == random_folds(list(reversed(ids)), 5, seed=3)
+    assert folds != random_folds(ids, 5, seed=4)
+    with pytest.raises(ValueError):
+        random_folds(ids[:3], 5, seed=0)
+
+
+def test_first_n_sentences_takes_corpus_order_and_cuts_the_last_document(notes) -> None:
+    subset = first_n_sentences(list(reversed(notes)), 5)
+    assert [d.id for d in subset] == ["n00", "n01"]  # n00 has 2 sentences, n01 has 3
+    assert sum(len(d.sentences) for d in subset) == 5
+    cut = first_n_sentences(notes, 3)
+    assert cut[-1].text == notes[1].text[: notes[1].sentences[0][1]]
+    assert all(s.end <= len(cut[-1].text) for s in cut[-1].spans) and len(cut[-1].spans) == 2
+
+
+def test_majority_vote_is_deterministic_for_ties_and_overlaps() -> None:
+    a, b, c = Span(0, 10, "X", score=0.9), Span(0, 4, "X", score=0.8), Span(6, 10, "Y", score=0.7)
+    assert ensemble_vote([[a], [a, c], [b, c]]) == [
+        Span(0, 10, "X", score=pytest.approx(0.6)),
+    ]  # a and c both have 2 votes and overlap: the longer wins
+    assert [s.key for s in ensemble_vote([[b], [c], [a]], min_votes=1)] == [("X", 0, 10)]
+    assert ensemble_vote([[b], [b], [b]]) == [Span(0, 4, "X", score=pytest.approx(0.8))]
+    assert ensemble_vote([[a, a], [], []]) == []  # duplicates in one member are one vote
+    members = [[a], [b, c], [c]]
+    assert ensemble_vote(members) == ensemble_vote(list(reversed(members)))
+
+
+def test_single_model_recipe_trains_saves_and_evaluates(tiny_backbone_dir: Path, notes, tmp_path: Path) -> None:
+    out = train_recipe(
+        str(tiny_backbone_dir), notes[:16], tmp_path / "single", tiny_args(tmp_path / "single"),
+        entity_types=TYPES, validation=notes[16:20], task="toy",
+    )
+    assert not (out / "checkpoints").exists()
+    record = json.loads((out / "training_record.json").read_text())
+    assert record["labels"] == scheme_labels(TYPES) and record["splits"] == 1
+    assert record["members"][0]["eval_documents"] == 4 and record["members"][0]["evaluations"]
+    extractor = load_extractor(out)
+    assert type(extractor) is Extractor and extractor.config.context_size == 8
+    result = extractor.evaluate(notes[20:])
+    assert result.micro.f1 > 0.5, result.micro.to_dict()
+    assert "Paciente" not in (out / "training_record.json").read_text()  # no note text in the record
+
+
+def test_ensemble_recipe_saves_one_folder_that_loads_like_a_model(tiny_backbone_dir: Path, notes, tmp_path: Path) -> None:
+    out = train_recipe(
+        str(tiny_backbone_dir), notes[:18], tmp_path / "ens", tiny_args(tmp_path / "ens", splits=3, num_train_epochs=3),
+        entity_types=TYPES, task="toy",
+    )
+    folds = json.loads((out / "folds.json").read_text())["folds"]
+    assert sorted(i for f in folds for i in f) == sorted(d.id for d in notes[:18])
+    ensemble = load_extractor(out)
+    assert isinstance(ensemble, ClinXEnsemble) and len(ensemble.members) == 3
+    record = json.loads((out / "training_record.json").read_text())
+    assert [m["fold"] for m in record["members"]] == [0, 1, 2]
+    assert all(m["train_documents"] == 12 and m["eval_documents"] == 6 for m in record["members"])
+    predictions = ensemble.predict(notes[20:])
+    per_member = [m.predict(notes[20:]) for m in ensemble.members]
+    for i, spans in enumerate(predictions):
+        assert spans == ensemble_vote([m[i] for m in per_member])
+    assert ensemble.evaluate(notes[20:]).micro.f1 >= 0.0
+    ensemble.save_pretrained(tmp_path / "copy")
+    assert load_extractor(tmp_path / "copy").predict(notes[20:]) == predictions
+
+
+def test_transfer_reuses_head_for_equal_labels_and_resets_it_otherwise(tiny_backbone_dir: Path, tmp_path: Path) -> None:
+    source = Extractor(
+        initial_model(str(tiny_backbone_dir), scheme_labels(TYPES), tiny_args(tmp_path)),
+        __import__("transformers").AutoTokenizer.from_pretrained(tiny_backbone_dir),
+    )
+    with torch.no_grad():
+        source.model.crf.transitions.fill_(0.5)
+    source.save_pretrained(tmp_path / "source")
+
+    same = initial_model("unused", scheme_labels(TYPES), tiny_args(tmp_path, init_from=str(tmp_path / "source")))
+    assert torch.equal(same.crf.transitions, source.model.crf.transitions)
+    assert torch.equal(same.classifier.weight, source.model.classifier.weight)
+
+    other_labels = scheme_labels(["FARMACO"])
+    other = initial_model("unused", other_labels, tiny_args(tmp_path, init_from=str(tmp_path / "source")))
+    assert other.config.num_labels == len(other_labels) and other.crf.transitions.abs().max() <= 0.1
+    encoder_state = source.model.encoder.state_dict()
+    assert all(torch.equal(p, encoder_state[n]) for n, p in other.encoder.state_dict().items())
+
+
+def test_training_resumes_from_the_last_checkpoint(tiny_backbone_dir: Path, notes, tmp_path: Path) -> None:
+    tokenizer = __import__("transformers").AutoTokenizer.from_pretrained(tiny_backbone_dir)
+    labels = scheme_labels(TYPES)
+    args = tiny_args(tmp_path / "run", num_train_epochs=2, load_best_model_at_end=False, save_total_limit=None)
+    first = ClinXTrainer(initial_model(str(tiny_backbone_dir), labels, args), args, tokenizer, notes[:8], notes[8:10])
+    first.train()
+    steps_per_epoch = first.state.global_step // 2
+    assert sorted(p.name for p in (tmp_path / "run").glob("checkpoint-*")) == [
+        f"checkpoint-{steps_per_epoch}", f"checkpoint-{2 * steps_per_epoch}"
+    ]
+    # "Interrupted" after epoch 1: drop the last checkpoint and go on to 3 epochs.
+    import shutil
+
+    shutil.rmtree(tmp_path / "run" / f"checkpoint-{2 * steps_per_epoch}")
+    args3 = tiny_args(tmp_path / "run", num_train_epochs=3, load_best_model_at_end=False)
+
+    class CountSteps(__import__("transformers").TrainerCallback):
+        steps = 0
+
+        def on_step_end(self, args, state, control, **kwargs):
+            CountSteps.steps += 1
+
+    resumed = ClinXTrainer(
+        initial_model(str(tiny_backbone_dir), labels, args3), args3, tokenizer, notes[:8], notes[8:10],
+        callbacks=[CountSteps()],
+    )
+    resumed.train(resume_from_checkpoint=True)
+    assert resumed.state.global_step == 3 * steps_per_epoch
+    assert CountSteps.steps == 2 * steps_per_epoch  # epochs 2 and 3 only: epoch 1 came from the checkpoint
