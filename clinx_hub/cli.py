@@ -74,7 +74,65 @@ def add_score_command(commands: argparse._SubParsersAction) -> None:
     score.set_defaults(handler=_score)
 
 
-COMMAND_GROUPS: list[Callable[[argparse._SubParsersAction], None]] = [add_data_commands, add_score_command]
+def _similarity(args: argparse.Namespace) -> int:
+    from clinx_hub.corpora import load_task
+    from clinx_hub.similarity import rank_sources
+
+    splits = load_task(args.task, Path(args.data_dir), splits=[args.split])
+    if args.split not in splits:
+        present = ", ".join(splits) or "none"
+        print(f"clinx: error: no split {args.split!r} in {args.data_dir} (present: {present})", file=sys.stderr)
+        return 2
+    candidates = {name: name for name in args.candidates}
+    ranking = rank_sources(
+        splits[args.split], candidates, args.reference, measure=args.measure, max_tokens=args.max_tokens
+    )
+    if args.json:
+        result = {
+            "task": args.task, "split": args.split, "reference": args.reference, "measure": args.measure,
+            "ranking": [{"candidate": name, "score": score} for name, score in ranking],
+        }
+        print(json.dumps(result, ensure_ascii=False, indent=2))
+    else:
+        score = "disparity (lower = closer)" if args.measure == "procrustes" else "CKA (higher = closer)"
+        print(f"{'rank':>4}  {score:<26}  candidate")
+        for rank, (name, value) in enumerate(ranking, 1):
+            print(f"{rank:>4}  {value:<26.4f}  {name}")
+    return 0
+
+
+def add_similarity_command(commands: argparse._SubParsersAction) -> None:
+    """``clinx similarity``: rank candidate source models for transfer by model similarity on the target data."""
+    from clinx_hub.corpora import task_names
+
+    similarity = commands.add_parser(
+        "similarity", help="rank candidate source models by how alike they represent the target task's texts"
+    )
+    similarity.add_argument("task", choices=task_names(), help="the target task")
+    similarity.add_argument(
+        "--data-dir", required=True, help="the target corpus folder, or a plain folder of files (split 'train')"
+    )
+    similarity.add_argument("--candidates", nargs="+", required=True, help="source model folders or Hub ids")
+    # No default: the reference stands for the target task (ideally a model briefly trained on it);
+    # guessing one (say the first candidate's backbone) would silently rank by distance from pretraining.
+    similarity.add_argument(
+        "--reference", required=True,
+        help="the target task's model (e.g. briefly trained on the target) or, lacking one, the plain encoder",
+    )
+    similarity.add_argument("--split", default="train", help="the split whose texts are encoded (default: train)")
+    similarity.add_argument(
+        "--max-tokens", type=int, default=2000, help="subwords compared (words when the tokenizers differ)"
+    )
+    similarity.add_argument("--measure", choices=["procrustes", "cka"], default="procrustes")
+    similarity.add_argument("--json", action="store_true", help="print the ranking as JSON")
+    similarity.set_defaults(handler=_similarity)
+
+
+COMMAND_GROUPS: list[Callable[[argparse._SubParsersAction], None]] = [
+    add_data_commands,
+    add_score_command,
+    add_similarity_command,
+]
 """Each adds one top-level command (``data``; later ``train``, ``evaluate``, ``predict``, ``push``...)."""
 
 
