@@ -13,6 +13,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from clinx_hub.formats.base import CorpusFormatError
+from clinx_hub.hub import ModelNotAvailable
+from clinx_hub.windows import UnknownLabelError
 
 
 def _data_stats(args: argparse.Namespace) -> int:
@@ -128,10 +130,147 @@ def add_similarity_command(commands: argparse._SubParsersAction) -> None:
     similarity.set_defaults(handler=_similarity)
 
 
+def _train(args: argparse.Namespace) -> int:
+    from clinx_hub.hub import available_model
+    from clinx_hub.training import default_arguments, train_task
+
+    backbone = available_model(args.model)
+    if args.init_from:
+        args.init_from = available_model(args.init_from)
+    arguments = default_arguments(
+        Path(args.out) / "checkpoints",
+        num_train_epochs=args.epochs,
+        learning_rate=args.lr,
+        per_device_train_batch_size=args.batch_size,
+        per_device_eval_batch_size=args.batch_size,
+        seed=args.seed,
+        splits=args.splits,
+        context_size=args.context,
+        context_mode=args.context_mode,
+        label_scheme=args.scheme,
+        use_crf=not args.no_crf,
+        tagging_level="first_subword" if args.word_level else "subword",
+        window_length=args.window_length,
+        first_n=args.first_n,
+        init_from=args.init_from,
+        early_stopping_patience=args.patience,
+    )
+    record = train_task(args.task, Path(args.data_dir), backbone, Path(args.out), arguments)
+    evaluation = record.get("evaluation")
+    if evaluation:
+        micro = evaluation["micro"]
+        print(
+            f"{args.task} {evaluation['split']}: P {micro['precision']:.4f}  R {micro['recall']:.4f}"
+            f"  F1 {micro['f1']:.4f}  ({evaluation['documents']} documents)"
+        )
+    print(f"model saved to {args.out}")
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from clinx_hub.corpora import load_task
+    from clinx_hub.ensemble import load_extractor
+    from clinx_hub.formats.brat import write_brat
+    from clinx_hub.hub import available_model
+
+    extractor = load_extractor(available_model(args.model))
+    splits = load_task(args.task, Path(args.data_dir), splits=[args.split])
+    if args.split not in splits:
+        raise CorpusFormatError(f"no {args.split!r} split (found: {', '.join(splits) or 'none'})", Path(args.data_dir))
+    documents = splits[args.split]
+    predictions = extractor.predict(documents, batch_size=args.batch_size)
+    from clinx_hub.evaluation import score_documents
+
+    result = score_documents(documents, [d.with_spans(p) for d, p in zip(documents, predictions)])
+    if args.pred_out:
+        write_brat([d.with_spans(p) for d, p in zip(documents, predictions)], Path(args.pred_out))
+    print(json.dumps(result.to_dict(), indent=2) if args.json else result.format_table())
+    return 0
+
+
+def _read_inputs(path: Path) -> list:
+    from clinx_hub.documents import Document
+    from clinx_hub.formats.base import read_text
+
+    files = sorted(path.glob("*.txt")) if path.is_dir() else [path]
+    if not files:
+        raise CorpusFormatError("no .txt files to read", path)
+    return [Document(f.stem, read_text(f)) for f in files]
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from clinx_hub.ensemble import load_extractor
+    from clinx_hub.formats.brat import write_brat
+    from clinx_hub.hub import available_model
+
+    extractor = load_extractor(available_model(args.model))
+    documents = _read_inputs(Path(args.input))
+    predictions = extractor.predict(documents, batch_size=args.batch_size)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if args.format == "brat":
+        write_brat([d.with_spans(p) for d, p in zip(documents, predictions)], out)
+    else:
+        with (out / "predictions.jsonl").open("w", encoding="utf-8") as handle:
+            for document, spans in zip(documents, predictions):
+                rows = [
+                    {"start": s.start, "end": s.end, "label": s.label, "text": s.text, "score": s.score}
+                    for s in spans
+                ]
+                handle.write(json.dumps({"id": document.id, "spans": rows}, ensure_ascii=False) + "\n")
+    print(f"{sum(map(len, predictions))} spans in {len(documents)} documents written to {out}")
+    return 0
+
+
+def add_model_commands(commands: argparse._SubParsersAction) -> None:
+    """``clinx train``, ``clinx evaluate`` and ``clinx predict``."""
+    from clinx_hub.corpora import task_names
+
+    train = commands.add_parser("train", help="train one model or a random-split ensemble the CLIN-X way")
+    train.add_argument("task", choices=task_names())
+    train.add_argument("--data-dir", required=True, help="the corpus folder as distributed, or a folder of BRAT files")
+    train.add_argument("--model", required=True, help="backbone: a local folder, a Hub id, clin-x-es or clin-x-en")
+    train.add_argument("--out", required=True, help="folder for the trained model (or ensemble)")
+    train.add_argument("--splits", type=int, default=1, help="N>1 trains an N-member random-split ensemble")
+    train.add_argument("--epochs", type=float, default=20)
+    train.add_argument("--lr", type=float, default=2e-5, help="learning rate (small encoders want more)")
+    train.add_argument("--batch-size", type=int, default=16)
+    train.add_argument("--context", type=int, default=100, help="subwords of context on each side")
+    train.add_argument("--context-mode", choices=["window", "sentence"], default="window")
+    train.add_argument("--window-length", type=int, default=512, help="encoder positions per window")
+    train.add_argument("--scheme", choices=["bioes", "bio"], default="bioes")
+    train.add_argument("--no-crf", action="store_true", help="softmax head instead of the CRF (ablation)")
+    train.add_argument("--word-level", action="store_true", help="tag first subwords of words only (ablation)")
+    train.add_argument("--first-n", type=int, default=None, help="train on the first N sentences only")
+    train.add_argument("--init-from", default=None, help="a trained clinx_hub model to start from (transfer)")
+    train.add_argument("--patience", type=int, default=3, help="evaluations without F1 gain before stopping")
+    train.add_argument("--seed", type=int, default=42)
+    train.set_defaults(handler=_train)
+
+    evaluate = commands.add_parser("evaluate", help="strict micro P/R/F1 of a model on a task split")
+    evaluate.add_argument("model", help="a model or ensemble folder, or a Hub id")
+    evaluate.add_argument("task", choices=task_names())
+    evaluate.add_argument("--data-dir", required=True)
+    evaluate.add_argument("--split", default="test")
+    evaluate.add_argument("--json", action="store_true")
+    evaluate.add_argument("--pred-out", default=None, help="also write the predictions as a BRAT folder")
+    evaluate.add_argument("--batch-size", type=int, default=16)
+    evaluate.set_defaults(handler=_evaluate)
+
+    predict = commands.add_parser("predict", help="extract spans from a text file or a folder of .txt files")
+    predict.add_argument("model", help="a model or ensemble folder, or a Hub id")
+    predict.add_argument("input", help="a .txt file or a folder of .txt files")
+    predict.add_argument("--out", required=True)
+    predict.add_argument("--format", choices=["brat", "jsonl"], default="brat")
+    predict.add_argument("--batch-size", type=int, default=16)
+    predict.set_defaults(handler=_predict)
+
+
 COMMAND_GROUPS: list[Callable[[argparse._SubParsersAction], None]] = [
     add_data_commands,
     add_score_command,
     add_similarity_command,
+    add_model_commands,
 ]
 """Each adds one top-level command (``data``; later ``train``, ``evaluate``, ``predict``, ``push``...)."""
 
@@ -152,7 +291,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.handler(args)
-    except (CorpusFormatError, FileExistsError) as err:
+    except (CorpusFormatError, FileExistsError, ModelNotAvailable, UnknownLabelError) as err:
         print(f"clinx: error: {err}", file=sys.stderr)
         return 2
 

@@ -27,6 +27,7 @@ TASK_MODULES = {
     "i2b2-2012-c": "dataset_scripts.i2b2_2012",
     "i2b2-2012-t": "dataset_scripts.i2b2_2012",
     "i2b2-2014": "dataset_scripts.i2b2_2014",
+    "brat": "dataset_scripts.brat_folder",
 }
 
 PLAIN_SPLIT = "train"

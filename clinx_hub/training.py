@@ -373,3 +373,52 @@ def train_recipe(
     shutil.rmtree(out / "checkpoints", ignore_errors=True)
     (out / TRAINING_RECORD).write_text(json.dumps(record, indent=2, default=str) + "\n")
     return out
+
+
+def train_task(
+    task_name: str,
+    data_dir: str | Path,
+    backbone: str,
+    out: str | Path,
+    args: ClinXTrainingArguments,
+) -> dict:
+    """Train on a task's training side as PROTOCOL.md says and score the report split.
+
+    With one split the standard train/validation division is kept where the task has one;
+    with n splits all training-side documents are pooled into the random folds. The report
+    split's strict scores go into ``training_record.json`` (statistics only, never text).
+
+    >>> train_task("pharmaconer", "../shared/corpora", "runs/minilm", "runs/ph", args)  # doctest: +SKIP
+    """
+    from .corpora import get_task, load_task
+    from .ensemble import load_extractor
+
+    task = get_task(task_name)
+    splits = load_task(task_name, Path(data_dir))
+    training = [s for s in task.train_splits if s in splits and s != task.report_split]
+    if not training:
+        raise ValueError(f"{data_dir} holds none of {task_name}'s training splits {task.train_splits}")
+    validation = None
+    if args.splits <= 1 and "validation" in training and len(training) > 1:
+        validation = splits["validation"]
+        training = [s for s in training if s != "validation"]
+    documents = [d for s in training for d in splits[s]]
+    # A user's own BRAT folder declares no label set: it is read from the training documents.
+    entity_types = task.labels or sorted({s.label for d in documents for s in d.spans})
+    out = train_recipe(
+        backbone, documents, out, args, entity_types=entity_types, validation=validation, task=task_name
+    )
+    record_path = Path(out) / TRAINING_RECORD
+    record = json.loads(record_path.read_text())
+    record["training_splits"] = training
+    if task.report_split in splits:
+        started = time.time()
+        result = load_extractor(out).evaluate(splits[task.report_split])
+        record["evaluation"] = {
+            "split": task.report_split,
+            "documents": result.documents,
+            "seconds": round(time.time() - started, 1),
+            **result.to_dict(),
+        }
+    record_path.write_text(json.dumps(record, indent=2, default=str) + "\n")
+    return record

@@ -24,6 +24,10 @@ from .tagging import spans_to_tags
 IGNORE_INDEX = -100
 
 
+class UnknownLabelError(ValueError):
+    """Gold spans carry a label the model (or the task) does not have."""
+
+
 @dataclass
 class TokenizedDocument:
     """A whole document as subwords, with gold tags when spans were given."""
@@ -111,7 +115,10 @@ def tokenize_document(
         )
         unknown = {t.split("-", 1)[1] for t in result.tags if t not in (None, "O") and t not in label2id}
         if unknown:
-            raise ValueError(f"{document.id}: labels {sorted(unknown)} are not in the model's label set")
+            raise UnknownLabelError(
+                f"{document.id}: labels {sorted(unknown)} are not in the model's label set "
+                f"({sorted({t.split('-', 1)[1] for t in label2id if t != 'O'})})"
+            )
         tokenized.tags = result.tags
         tokenized.findings = result.findings
     return tokenized
