@@ -202,6 +202,7 @@ def _predict(args: argparse.Namespace) -> int:
     from clinx_hub.ensemble import load_extractor
     from clinx_hub.formats.brat import write_brat
     from clinx_hub.hub import available_model
+    from clinx_hub.outputs import jsonl_lines
 
     extractor = load_extractor(available_model(args.model))
     documents = _read_inputs(Path(args.input))
@@ -211,13 +212,8 @@ def _predict(args: argparse.Namespace) -> int:
     if args.format == "brat":
         write_brat([d.with_spans(p) for d, p in zip(documents, predictions)], out)
     else:
-        with (out / "predictions.jsonl").open("w", encoding="utf-8") as handle:
-            for document, spans in zip(documents, predictions):
-                rows = [
-                    {"start": s.start, "end": s.end, "label": s.label, "text": s.text, "score": s.score}
-                    for s in spans
-                ]
-                handle.write(json.dumps({"id": document.id, "spans": rows}, ensure_ascii=False) + "\n")
+        lines = jsonl_lines([d.id for d in documents], predictions)
+        (out / "predictions.jsonl").write_text("".join(line + "\n" for line in lines), encoding="utf-8")
     print(f"{sum(map(len, predictions))} spans in {len(documents)} documents written to {out}")
     return 0
 
@@ -266,11 +262,35 @@ def add_model_commands(commands: argparse._SubParsersAction) -> None:
     predict.set_defaults(handler=_predict)
 
 
+def _quickstart(args: argparse.Namespace) -> int:
+    from clinx_hub.hub import available_model
+    from clinx_hub.quickstart import quickstart, summary
+
+    model = available_model(args.model) if args.model else None
+    record = quickstart(Path(args.out), data_dir=Path(args.data_dir) if args.data_dir else None, model=model, task=args.task)
+    print(summary(record, Path(args.out)))
+    return 0
+
+
+def add_quickstart_command(commands: argparse._SubParsersAction) -> None:
+    """``clinx quickstart``: the main job, on synthetic notes unless told otherwise."""
+    from clinx_hub.corpora import task_names
+    from clinx_hub.quickstart import DEFAULT_OUT
+
+    quick = commands.add_parser("quickstart", help="train and evaluate a small ensemble end to end (no data needed)")
+    quick.add_argument("--out", default=str(DEFAULT_OUT))
+    quick.add_argument("--data-dir", default=None, help="real data instead of the synthetic notes")
+    quick.add_argument("--task", default="brat", choices=task_names(), help="task of --data-dir (default: any BRAT folder)")
+    quick.add_argument("--model", default=None, help="backbone instead of MiniLM")
+    quick.set_defaults(handler=_quickstart)
+
+
 COMMAND_GROUPS: list[Callable[[argparse._SubParsersAction], None]] = [
     add_data_commands,
     add_score_command,
     add_similarity_command,
     add_model_commands,
+    add_quickstart_command,
 ]
 """Each adds one top-level command (``data``; later ``train``, ``evaluate``, ``predict``, ``push``...)."""
 

@@ -1,0 +1,113 @@
+"""Predicted spans -> what people consume: records, JSON lines, Gradio highlights, de-identified text.
+
+BRAT output is ``clinx_hub.formats.brat.write_brat`` on ``Document.with_spans``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Sequence
+
+from .documents import Span
+
+DEID_TASKS = ("meddocan", "i2b2-2006", "i2b2-2014")
+"""The de-identification tasks, whose models' spans are personal data to mask."""
+
+
+def span_records(spans: Sequence[Span]) -> list[dict]:
+    """Plain dictionaries (JSON-ready), one per span.
+
+    >>> span_records([Span(0, 4, "EDAD", "45 a", score=0.9)])
+    [{'start': 0, 'end': 4, 'label': 'EDAD', 'text': '45 a', 'score': 0.9}]
+    """
+    return [{"start": s.start, "end": s.end, "label": s.label, "text": s.text, "score": s.score} for s in spans]
+
+
+def jsonl_lines(ids: Sequence[str], predictions: Sequence[Sequence[Span]]) -> list[str]:
+    """One JSON line per document: ``{"id": ..., "spans": [...]}``.
+
+    >>> jsonl_lines(["n1"], [[Span(0, 2, "X", "ab")]])
+    ['{"id": "n1", "spans": [{"start": 0, "end": 2, "label": "X", "text": "ab", "score": null}]}']
+    """
+    return [
+        json.dumps({"id": doc_id, "spans": span_records(spans)}, ensure_ascii=False)
+        for doc_id, spans in zip(ids, predictions)
+    ]
+
+
+def highlighted(text: str, spans: Sequence[Span]) -> list[tuple[str, str | None]]:
+    """The ``(text, label)`` pieces Gradio's ``HighlightedText`` shows; unlabelled text gets ``None``.
+
+    >>> highlighted("Ana vive en Madrid.", [Span(0, 3, "NOMBRE"), Span(12, 18, "LUGAR")])
+    [('Ana', 'NOMBRE'), (' vive en ', None), ('Madrid', 'LUGAR'), ('.', None)]
+    """
+    pieces: list[tuple[str, str | None]] = []
+    cursor = 0
+    for span in sorted(spans, key=lambda s: (s.start, -s.end)):
+        if span.start < cursor:  # overlapping predictions (never from one CRF path): keep the first
+            continue
+        if span.start > cursor:
+            pieces.append((text[cursor : span.start], None))
+        pieces.append((text[span.start : span.end], span.label))
+        cursor = span.end
+    if cursor < len(text):
+        pieces.append((text[cursor:], None))
+    return pieces
+
+
+# Invented replacement values: consistent per (label, surface) within one call.
+_SURROGATES = {
+    "name": ["Lucía Moreno Gil", "Pablo Serrano Díaz", "Marta Ibáñez Soler", "Jorge Vidal Peña", "Alba Ferrer Ruiz"],
+    "date": ["03/02/2001", "17 de mayo de 2003", "11/11/2011", "2 de enero de 2005", "29/06/2009"],
+    "age": ["41 años", "58 años", "33 años", "67 años", "25 años"],
+    "place": ["Villanueva del Río", "Puerto Alto", "Valdemora", "San Julián de la Vega", "Montealegre"],
+    "hospital": ["Hospital General de Valdemora", "Clínica Puerto Alto", "Hospital Comarcal del Río"],
+    "street": ["Calle del Olmo 12", "Avenida de la Sierra 45", "Plaza Mayor 3"],
+    "id": ["90817263", "AB-4471-Z", "55120934K", "7731-0042"],
+    "email": ["persona@ejemplo.org", "contacto@ejemplo.net", "usuario@ejemplo.com"],
+    "phone": ["600 111 222", "911 000 333", "622 444 555"],
+    "url": ["https://ejemplo.org/ficha", "https://ejemplo.net/perfil"],
+}
+_KINDS = [
+    ("email", r"CORREO|EMAIL"),
+    ("url", r"URL|WEB|INTERNET"),
+    ("phone", r"TELEF|PHONE|FAX"),
+    ("hospital", r"HOSPITAL|CENTRO_SALUD|INSTITUCION|ORGANIZATION"),
+    ("street", r"CALLE|STREET"),
+    ("name", r"NOMBRE|NAME|PATIENT|DOCTOR|FAMILIAR"),
+    ("age", r"EDAD|AGE"),
+    ("date", r"FECHA|DATE"),
+    ("place", r"TERRITORIO|PAIS|LOCATION|CITY|STATE|COUNTRY|ZIP"),
+    ("id", r"ID|NUMERO|MEDICALRECORD|IDNUM|DEVICE|HEALTHPLAN|ACCOUNT|LICENSE|BIOID"),
+]
+
+
+def _surrogate(label: str, surface: str) -> str:
+    kind = next((k for k, pattern in _KINDS if re.search(pattern, label.upper())), None)
+    if kind is None:
+        return f"[{label}]"
+    values = _SURROGATES[kind]
+    digest = hashlib.sha256(f"{label}\x00{surface.casefold()}".encode()).digest()
+    return values[int.from_bytes(digest[:4], "big") % len(values)]
+
+
+def deidentify(text: str, spans: Sequence[Span], *, mode: str = "label") -> str:
+    """The text with each span replaced by ``[LABEL]`` or by a consistent invented surrogate.
+
+    With ``mode="surrogate"`` the same surface string of the same label always gets the same
+    replacement, so a name repeated in a note stays one (different) name.
+
+    >>> deidentify("Ana vive en Madrid.", [Span(0, 3, "NOMBRE"), Span(12, 18, "TERRITORIO")])
+    '[NOMBRE] vive en [TERRITORIO].'
+    """
+    if mode not in ("label", "surrogate"):
+        raise ValueError(f"unknown de-identification mode {mode!r}; use 'label' or 'surrogate'")
+    parts = []
+    for piece, label in highlighted(text, spans):
+        if label is None:
+            parts.append(piece)
+        else:
+            parts.append(f"[{label}]" if mode == "label" else _surrogate(label, piece))
+    return "".join(parts)
