@@ -239,12 +239,14 @@ class LinearChainCRF(nn.Module):
         alpha = torch.exp(first - first_max)
         alphas = [alpha]
         log_scales = [first_max.squeeze(1)]
-        for t in range(1, width):
-            alpha = (alpha @ exp_trans) * exp_emit[:, t]
+        # unbind, not exp_emit[:, t]: the backward of each indexing step would allocate a
+        # full-length gradient, which made marginals of a long document quadratic in its length.
+        for exp_emit_t, emit_max_t in zip(exp_emit.unbind(1)[1:], emit_max[:, :, 0].unbind(1)[1:]):
+            alpha = (alpha @ exp_trans) * exp_emit_t
             total = alpha.sum(dim=1, keepdim=True)
             alpha = alpha / total
             alphas.append(alpha)
-            log_scales.append(total.squeeze(1).log() + emit_max[:, t, 0] + trans_max)
+            log_scales.append(total.squeeze(1).log() + emit_max_t + trans_max)
         # Finished rows run on over padding; each row is read at its own last step.
         scales = torch.stack(log_scales, dim=1).masked_fill(~prefix, 0.0).sum(1)
         last = (lengths - 1).clamp(min=0).view(-1, 1, 1).expand(-1, 1, self.num_tags)
@@ -263,12 +265,53 @@ class LinearChainCRF(nn.Module):
             score = torch.where(prefix[:, t].unsqueeze(1), step, score)
         return torch.logsumexp(score + end, dim=1).masked_fill(lengths == 0, 0.0)
 
+    @torch.no_grad()
     def marginals(self, emissions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Posterior probability of each tag at each position (zeros where ``mask`` is off).
 
-        The gradient of log Z with respect to the emissions is exactly the tag marginals, so
-        autograd gives forward-backward for free.
+        Scaled forward-backward in probability space: two ``[positions, batch, tags]`` tables and
+        no autograd graph, so a whole long document (hundreds of thousands of subwords) costs
+        linear time and a few hundred MB. Where the scaled form underflows (extreme emissions)
+        the gradient of log Z, which is exactly the marginals, is the fallback.
         """
+        emissions = _at_least_float32(emissions.detach())
+        index, prefix, lengths = compact_positions(mask.bool())
+        out = torch.zeros_like(emissions)
+        batch, width = index.shape
+        if width == 0:
+            return out
+        compact = emissions.gather(1, index.unsqueeze(-1).expand(-1, -1, self.num_tags))
+        transitions, start, end = self._scores(emissions.device, emissions.dtype)
+        exp_trans = torch.exp(transitions - transitions.max())
+        exp_trans_t = exp_trans.t().contiguous()
+        # Padding steps multiply by 1, so that no row ever sums to zero.
+        exp_emit = torch.exp(compact - compact.max(dim=2, keepdim=True).values).masked_fill(~prefix.unsqueeze(2), 1.0)
+        exp_emit = exp_emit.transpose(0, 1).contiguous()  # [width, batch, tags]
+        exp_end = torch.exp(end - end.max()).expand(batch, -1)
+
+        alpha = torch.empty_like(exp_emit)
+        step = torch.exp(start - start.max()) * exp_emit[0]
+        alpha[0] = step / step.sum(dim=1, keepdim=True)
+        for t in range(1, width):
+            step = (alpha[t - 1] @ exp_trans) * exp_emit[t]
+            alpha[t] = step / step.sum(dim=1, keepdim=True)
+        beta = torch.empty_like(exp_emit)
+        last = (lengths - 1).clamp(min=0).unsqueeze(1)
+        beta[width - 1] = exp_end
+        for t in range(width - 2, -1, -1):
+            step = (beta[t + 1] * exp_emit[t + 1]) @ exp_trans_t
+            # Each row's chain ends at its own last position: rows that end here (or have ended) restart.
+            step = torch.where(last <= t, exp_end, step)
+            beta[t] = step / step.sum(dim=1, keepdim=True)
+        posterior = alpha * beta
+        posterior = (posterior / posterior.sum(dim=2, keepdim=True)).transpose(0, 1)
+        posterior = torch.where(prefix.unsqueeze(2), posterior, 0.0)
+        if not bool(torch.isfinite(posterior).all()):
+            return self._marginals_autograd(emissions, mask)
+        return out.scatter_(1, index.unsqueeze(-1).expand(-1, -1, self.num_tags), posterior)
+
+    def _marginals_autograd(self, emissions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The marginals as the gradient of log Z with respect to the emissions."""
         with torch.enable_grad():
             leaf = _at_least_float32(emissions.detach()).requires_grad_(True)
             index, prefix, lengths = compact_positions(mask.bool())
