@@ -285,12 +285,33 @@ def add_quickstart_command(commands: argparse._SubParsersAction) -> None:
     quick.set_defaults(handler=_quickstart)
 
 
+def _demo(args: argparse.Namespace) -> int:
+    from clinx_hub.demo import serve
+
+    serve(args.model, host=args.host, port=args.port)
+    return 0
+
+
+def add_demo_command(commands: argparse._SubParsersAction) -> None:
+    """``clinx demo``: the Hugging Face Space's Gradio app, run locally."""
+    demo = commands.add_parser("demo", help="open the Gradio demo (the Space's app) on this machine")
+    demo.add_argument(
+        "--model", action="append", default=None,
+        help="a model or ensemble folder, or a Hub id; repeat for a dropdown of several "
+        "(default: $CLINX_DEMO_MODELS, else runs/quickstart/model)",
+    )
+    demo.add_argument("--port", type=int, default=None, help="port (default: Gradio's, 7860 or the next free one)")
+    demo.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0 opens it to the network)")
+    demo.set_defaults(handler=_demo)
+
+
 COMMAND_GROUPS: list[Callable[[argparse._SubParsersAction], None]] = [
     add_data_commands,
     add_score_command,
     add_similarity_command,
     add_model_commands,
     add_quickstart_command,
+    add_demo_command,
 ]
 """Each adds one top-level command (``data``; later ``train``, ``evaluate``, ``predict``, ``push``...)."""
 

@@ -9,4 +9,4 @@ if [ ! -x .venv/bin/python ]; then
     "$python" -m venv .venv
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip
-.venv/bin/python -m pip install --quiet -c constraints/cpu.txt -e ".[dev]"
+.venv/bin/python -m pip install --quiet -c constraints/cpu.txt -e ".[dev,demo]"

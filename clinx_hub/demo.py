@@ -1,0 +1,445 @@
+"""The Gradio demo: paste or upload clinical notes and see the spans a CLIN-X model finds.
+
+One Blocks app serves the Hugging Face Space (``spaces/clinx-demo/app.py``) and ``clinx demo``.
+Models are local folders or Hub ids (a single model or an ensemble folder); the default is the
+one ``clinx quickstart`` writes, so the demo runs offline on a fresh machine.
+
+Privacy: input text is never logged or written anywhere by this module. It lives in memory for
+the request (and, until the browser tab closes or ``STATE_SECONDS`` pass, in the session's
+state so that downloads can be prepared); files are written only when the user asks for a
+download, in a per-request folder inside Gradio's own cache, which Gradio deletes on a schedule
+and at shutdown. The app serves no path beyond that cache (``allowed_paths=[]``), and uploads
+are read only from Gradio's copies of them.
+"""
+
+from __future__ import annotations
+
+import colorsys
+import json
+import os
+import re
+import threading
+import uuid
+import zipfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from .documents import Document, Span
+from .ensemble import ENSEMBLE_FILE, MEMBERS_DIR, Extractor, load_extractor
+from .outputs import DEID_TASKS, deidentify, highlighted, jsonl_lines
+from .quickstart import DEFAULT_OUT
+
+DEFAULT_MODEL = str(DEFAULT_OUT / "model")
+"""Where ``clinx quickstart`` puts its ensemble: the model the demo opens when given none."""
+MODELS_ENV = "CLINX_DEMO_MODELS"
+"""Comma-separated local folders or Hub ids, when ``build_demo`` is given no models."""
+MAX_CHARS_ENV = "CLINX_DEMO_MAX_CHARS"
+DEFAULT_MAX_CHARS = 200_000
+"""Characters per request (pasted text and all uploads together); larger inputs get a message."""
+STATE_SECONDS = 900
+"""How long a session keeps its last result in memory for downloads."""
+CACHE_SWEEP = (60, 600)
+"""Gradio deletes the app's cached files (uploads, downloads) older than 600 s, every 60 s."""
+TABLE_COLUMNS = ["document", "label", "text", "start", "end", "confidence"]
+PRIVACY_NOTE = (
+    "**Privacy.** Use invented or de-identified text only. This demo does not log or store what you "
+    "submit: text stays in memory while it is processed; files are written only when you ask for a "
+    "download, in the app's temporary folder, and deleted within minutes and when the app stops."
+)
+
+# Label words of the de-identification corpora (MEDDOCAN, i2b2 2006/2014): a model whose labels
+# are mostly these finds personal data, and its spans are what de-identification masks.
+_PHI_WORDS = frozenset(
+    """NOMBRE NAME PATIENT DOCTOR USERNAME EDAD AGE FECHA FECHAS DATE HOSPITAL CENTRO SALUD
+    INSTITUCION ORGANIZATION CALLE STREET TERRITORIO PAIS LOCATION CITY STATE COUNTRY ZIP ID
+    IDNUM IDENTIF MEDICALRECORD NUMERO TELEFONO PHONE FAX CORREO ELECTRONICO EMAIL URL WEB
+    SUJETO ASISTENCIA FAMILIARES CONTACT""".split()
+)
+
+
+class DemoInputError(ValueError):
+    """An input the demo refuses, with the reason to show the user."""
+
+
+@dataclass
+class DemoModel:
+    """An opened model with what the page shows about it."""
+
+    name: str
+    extractor: Extractor
+    entity_types: list[str]
+    task: str | None
+    members: int
+
+    @property
+    def deidentification(self) -> bool:
+        return is_deidentification(self.task, self.entity_types)
+
+
+def is_deidentification(task: str | None, entity_types: Sequence[str]) -> bool:
+    """Whether a model's spans are personal data: a de-identification task, or PHI-like labels.
+
+    >>> is_deidentification("brat", ["NOMBRE_SUJETO_ASISTENCIA", "FECHAS", "HOSPITAL"])
+    True
+    >>> is_deidentification("cantemist", ["MORFOLOGIA_NEOPLASIA"])
+    False
+    """
+    if task in DEID_TASKS:
+        return True
+    from .corpora import task_names
+
+    if task in task_names() and task != "brat":
+        return False
+    phi = [t for t in entity_types if _PHI_WORDS & set(re.split(r"[_\-\s]+", t.upper()))]
+    return bool(entity_types) and 2 * len(phi) >= len(entity_types)
+
+
+def parse_models(spec: str | Sequence[str] | Mapping[str, str] | None) -> dict[str, str]:
+    """Dropdown name -> local folder or Hub id; ``None`` reads ``$CLINX_DEMO_MODELS``, then the default.
+
+    >>> parse_models("runs/a, org/model")
+    {'runs/a': 'runs/a', 'org/model': 'org/model'}
+    """
+    if spec is None:
+        spec = os.environ.get(MODELS_ENV) or [DEFAULT_MODEL]
+    if isinstance(spec, Mapping):
+        return {str(k): str(v) for k, v in spec.items()}
+    if isinstance(spec, str):
+        spec = spec.split(",")
+    return {item.strip(): item.strip() for item in spec if item.strip()}
+
+
+def color_map(entity_types: Sequence[str]) -> dict[str, str]:
+    """One light colour per label, evenly spread around the hue circle (stable for a label set).
+
+    >>> color_map(["A", "B"])
+    {'A': '#f5a3a3', 'B': '#a3f5f5'}
+    """
+    n = max(len(entity_types), 1)
+    colors = {}
+    for i, label in enumerate(entity_types):
+        r, g, b = colorsys.hls_to_rgb(i / n, 0.8, 0.8)
+        colors[label] = f"#{round(r * 255):02x}{round(g * 255):02x}{round(b * 255):02x}"
+    return colors
+
+
+def no_model_message(models: Mapping[str, str]) -> str:
+    tried = ", ".join(f"`{v}`" for v in models.values()) or "none"
+    return (
+        f"**No model found** (tried {tried}). Train the small demo model first with "
+        "`.venv/bin/clinx quickstart` (a few minutes, no network, invented notes), or start the demo "
+        f"with `clinx demo --model PATH_OR_HUB_ID` or `{MODELS_ENV}=PATH_OR_HUB_ID,...`."
+    )
+
+
+class ModelShelf:
+    """Opens each model once, on first use, and shares it between requests (inference is read-only)."""
+
+    def __init__(self, models: Mapping[str, str]):
+        self.models = dict(models)
+        self._open: dict[str, DemoModel] = {}
+        self._lock = threading.Lock()
+
+    def available(self) -> list[str]:
+        """Names worth offering: local model folders that exist, and every Hub id."""
+        return [name for name, source in self.models.items() if _looks_local(source) is not False]
+
+    def get(self, name: str) -> DemoModel:
+        if name not in self.models:  # the dropdown is the only way in: never a path from the client
+            raise DemoInputError(f"unknown model {name!r}")
+        with self._lock:
+            if name not in self._open:
+                self._open[name] = _open_model(name, self.models[name])
+            return self._open[name]
+
+
+def _looks_local(source: str) -> bool | None:
+    """True for a model folder, False for a folder-like path that is not one, None for a Hub id."""
+    path = Path(source).expanduser()
+    if (path / "config.json").is_file() or (path / ENSEMBLE_FILE).is_file():
+        return True
+    if path.exists() or source.startswith((".", "/", "~")) or source.count("/") != 1:
+        return False
+    return None
+
+
+def _open_model(name: str, source: str) -> DemoModel:
+    from .hub import ModelNotAvailable, available_model
+
+    folder = Path(source).expanduser()
+    if _looks_local(source) is not True:
+        if _looks_local(source) is False:
+            raise DemoInputError(f"{source} is not a model folder")
+        try:
+            from huggingface_hub import snapshot_download
+
+            folder = Path(snapshot_download(available_model(source)))
+        except ModelNotAvailable as err:
+            raise DemoInputError(str(err)) from None
+    extractor = load_extractor(folder)
+    record_file = folder / "training_record.json"
+    task = json.loads(record_file.read_text()).get("task") if record_file.is_file() else None
+    members = len(getattr(extractor, "members", [extractor]))
+    return DemoModel(name, extractor, list(extractor.config.entity_types), task, members)
+
+
+def _clean_id(name: str, taken: set[str]) -> str:
+    stem = re.sub(r"[^\w.\-]+", "_", Path(name).stem).strip("._") or "note"
+    doc_id, n = stem, 1
+    while doc_id in taken:
+        n += 1
+        doc_id = f"{stem}-{n}"
+    taken.add(doc_id)
+    return doc_id
+
+
+def read_inputs(text: str | None, files: Sequence[str] | None, *, upload_dir: str | Path, max_chars: int) -> list[Document]:
+    """The pasted text (as ``note``) and each uploaded ``.txt`` file, within ``max_chars`` in all.
+
+    Uploads are read only from inside ``upload_dir`` (Gradio's cache), whatever path arrives.
+    """
+    from .formats.base import CorpusFormatError, read_text
+
+    documents: list[Document] = []
+    taken: set[str] = set()
+    total = 0
+
+    too_long = DemoInputError(
+        f"The input is too long: over {max_chars:,} characters in all. Split it into smaller "
+        "parts, or run `clinx predict` on your own machine for long documents."
+    )
+
+    def add(name: str, content: str) -> None:
+        nonlocal total
+        total += len(content)
+        if total > max_chars:
+            raise too_long
+        documents.append(Document(_clean_id(name, taken), content))
+
+    if text and text.strip():
+        add("note", text)
+    root = Path(upload_dir).resolve()
+    for item in files or []:
+        path = Path(item).resolve()
+        if not path.is_relative_to(root) or not path.is_file():
+            raise DemoInputError("uploads are read from the app's upload folder only")
+        if path.suffix.lower() != ".txt":
+            raise DemoInputError(f"{path.name}: only .txt files are accepted")
+        if path.stat().st_size > 4 * max_chars:  # UTF-8 needs at most 4 bytes a character
+            raise too_long
+        try:
+            add(path.name, read_text(path))
+        except CorpusFormatError as err:
+            raise DemoInputError(f"{path.name}: {err}") from None
+    if not documents:
+        raise DemoInputError("Paste a note or upload .txt files first.")
+    return documents
+
+
+def result_views(documents: Sequence[Document], deidentification: bool, mode: str) -> tuple[list, list[list], str]:
+    """Highlight pieces, table rows and de-identified text of documents carrying predicted spans.
+
+    Several documents are shown one after another, each under a ``── id ──`` line.
+    """
+    pieces: list[tuple[str, str | None]] = []
+    rows: list[list] = []
+    deid: list[str] = []
+    for i, document in enumerate(documents):
+        header = ""
+        if len(documents) > 1:
+            header = ("\n\n" if i else "") + f"── {document.id} ──\n"
+        if header:
+            pieces.append((header, None))
+        pieces += highlighted(document.text, document.spans)
+        for span in document.spans:
+            score = None if span.score is None else round(span.score, 3)
+            rows.append([document.id, span.label, span.text, span.start, span.end, score])
+        if deidentification:
+            deid.append(header + deidentify(document.text, document.spans, mode=mode))
+    return pieces, rows, "".join(deid)
+
+
+def write_downloads(documents: Sequence[Document], folder: Path) -> tuple[str, str]:
+    """``predictions.jsonl`` and ``brat.zip`` (a ``.txt`` + ``.ann`` per document) in ``folder``."""
+    from .formats.brat import format_ann
+
+    folder.mkdir(parents=True, exist_ok=True)
+    jsonl = folder / "predictions.jsonl"
+    lines = jsonl_lines([d.id for d in documents], [d.spans for d in documents])
+    jsonl.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    brat = folder / "brat.zip"
+    with zipfile.ZipFile(brat, "w", zipfile.ZIP_DEFLATED) as archive:
+        for document in documents:
+            archive.writestr(f"{document.id}.txt", document.text)
+            archive.writestr(f"{document.id}.ann", format_ann(document))
+    return str(jsonl), str(brat)
+
+
+def _model_markdown(model: DemoModel) -> str:
+    kind = f"an ensemble of {model.members}" if model.members > 1 else "a single model"
+    deid = "de-identification (personal data)" if model.deidentification else "concept extraction"
+    task = f", task `{model.task}`" if model.task else ""
+    return f"`{model.name}`: {kind}{task}, {deid}; {len(model.entity_types)} labels: " + ", ".join(
+        f"`{t}`" for t in model.entity_types
+    )
+
+
+def build_demo(
+    model_paths: Mapping[str, str] | Sequence[str] | str | None = None,
+    *,
+    max_chars: int | None = None,
+    concurrency_limit: int = 2,
+    max_queue: int = 64,
+):
+    """The demo as a ``gr.Blocks``; launch it with ``demo.launch(**launch_settings(demo))``.
+
+    Args:
+        model_paths: dropdown name -> local folder or Hub id (or a list, or a comma-separated
+            string); ``None`` reads ``$CLINX_DEMO_MODELS``, then ``runs/quickstart/model``.
+        max_chars: characters per request (default ``$CLINX_DEMO_MAX_CHARS`` or 200,000).
+        concurrency_limit: extractions run at once; the others wait in a queue of ``max_queue``.
+
+    >>> demo = build_demo(["runs/quickstart/model"])  # doctest: +SKIP
+    >>> demo.launch(**launch_settings(demo))  # doctest: +SKIP
+    """
+    import gradio as gr
+
+    from .synthetic import example_notes
+
+    shelf = ModelShelf(parse_models(model_paths))
+    max_chars = max_chars or int(os.environ.get(MAX_CHARS_ENV, DEFAULT_MAX_CHARS))
+    names = shelf.available()
+
+    def describe(name: str | None):
+        if not name:
+            return no_model_message(shelf.models), gr.HighlightedText(value=None)
+        try:
+            model = shelf.get(name)
+        except DemoInputError as err:
+            return f"**{err}**", gr.HighlightedText(value=None)
+        return _model_markdown(model), gr.HighlightedText(value=None, color_map=color_map(model.entity_types))
+
+    def extract(name: str | None, text: str | None, files: list[str] | None, mode: str):
+        if not name:
+            raise gr.Error(no_model_message(shelf.models).replace("**", ""))
+        try:
+            model = shelf.get(name)
+            documents = read_inputs(text, files, upload_dir=demo.GRADIO_CACHE, max_chars=max_chars)
+        except DemoInputError as err:
+            raise gr.Error(str(err)) from None
+        predictions = model.extractor.predict(documents)
+        documents = [d.with_spans(p) for d, p in zip(documents, predictions)]
+        pieces, rows, deid = result_views(documents, model.deidentification, mode)
+        n = len(rows)
+        status = f"{n} span{'s' if n != 1 else ''} in {len(documents)} document{'s' if len(documents) != 1 else ''}."
+        result = {"documents": documents, "deidentification": model.deidentification}
+        return (
+            status,
+            gr.HighlightedText(value=pieces, color_map=color_map(model.entity_types)),
+            rows,
+            gr.Textbox(value=deid, visible=model.deidentification),
+            gr.Radio(visible=model.deidentification),
+            result,
+            None,
+        )
+
+    def redo_deid(result: dict | None, mode: str) -> str:
+        if not result or not result["deidentification"]:
+            return ""
+        return result_views(result["documents"], True, mode)[2]
+
+    def downloads(result: dict | None) -> list[str]:
+        if not result:
+            raise gr.Error("Extract spans first; the downloads hold the last result.")
+        folder = Path(demo.GRADIO_CACHE) / "clinx-demo" / uuid.uuid4().hex
+        return list(write_downloads(result["documents"], folder))
+
+    examples = [[note] for language in ("es", "en") for note in example_notes(language)]
+    with gr.Blocks(title="CLIN-X clinical concept extraction", analytics_enabled=False, delete_cache=CACHE_SWEEP) as demo:
+        gr.Markdown(
+            "# CLIN-X clinical concept extraction\n"
+            "Encoder + CRF span extraction the CLIN-X way (Lange et al., 2022) with "
+            "[clinx_hub](https://github.com/clinx-hub/clinx_hub). Paste a note or upload `.txt` files."
+        )
+        with gr.Row():
+            model_box = gr.Dropdown(names, value=names[0] if names else None, label="Model", scale=1)
+            info = gr.Markdown(no_model_message(shelf.models) if not names else "", label="model", elem_id="model-info")
+        with gr.Row():
+            with gr.Column():
+                text_box = gr.Textbox(label="Clinical note", lines=10, max_lines=20, elem_id="note",
+                                      placeholder="Paste invented or de-identified text here")
+                files_box = gr.File(label=".txt files", file_count="multiple", file_types=[".txt"], type="filepath")
+                run = gr.Button("Extract", variant="primary", elem_id="extract")
+                gr.Examples(examples, inputs=[text_box], label="Invented example notes (Spanish and English)")
+            with gr.Column():
+                status = gr.Markdown(label="status", elem_id="status")
+                spans_view = gr.HighlightedText(label="Spans", show_legend=True, combine_adjacent=False, elem_id="spans")
+                mode_box = gr.Radio(["label", "surrogate"], value="label", label="De-identification", visible=False)
+                deid_box = gr.Textbox(label="De-identified text", lines=8, visible=False, buttons=["copy"], elem_id="deid")
+        table = gr.Dataframe(headers=TABLE_COLUMNS, label="Spans as a table", interactive=False, elem_id="table",
+                             wrap=True)
+        with gr.Row():
+            prepare = gr.Button("Prepare downloads (JSON lines, BRAT .zip)")
+            files_out = gr.File(label="Downloads", file_count="multiple", interactive=False)
+        gr.Markdown(PRIVACY_NOTE + f" Inputs are limited to {max_chars:,} characters per request.")
+        result = gr.State(time_to_live=STATE_SECONDS)
+
+        demo.load(describe, [model_box], [info, spans_view], api_name="describe")
+        model_box.change(describe, [model_box], [info, spans_view], api_name=False)
+        run.click(
+            extract, [model_box, text_box, files_box, mode_box],
+            [status, spans_view, table, deid_box, mode_box, result, files_out], api_name="extract",
+        )
+        mode_box.change(redo_deid, [result, mode_box], [deid_box], api_name=False)
+        prepare.click(downloads, [result], [files_out], api_name="downloads")
+    demo.queue(default_concurrency_limit=concurrency_limit, max_size=max_queue)
+    demo.clinx_shelf = shelf  # for launch_settings and warm_up
+    demo.clinx_max_chars = max_chars
+    return demo
+
+
+def launch_settings(demo=None, **overrides) -> dict:
+    """``launch()`` arguments that keep the demo private: nothing served beyond Gradio's cache,
+    no browser-side run history of inputs, no monitoring endpoint, small uploads.
+
+    >>> launch_settings(server_port=7861)["allowed_paths"]
+    []
+    """
+    blocked, max_chars = [], DEFAULT_MAX_CHARS
+    if demo is not None:  # model files are never served, even if a path to them leaks
+        blocked = [str(Path(s).expanduser().resolve()) for s in demo.clinx_shelf.models.values() if _looks_local(s)]
+        max_chars = demo.clinx_max_chars
+    settings = dict(
+        allowed_paths=[],
+        blocked_paths=blocked,
+        run_history=False,
+        enable_monitoring=False,
+        max_file_size=4 * max_chars + 1024,  # a file of max_chars characters, whatever their UTF-8 width
+        footer_links=["api", "gradio"],
+        show_error=True,
+    )
+    settings.update(overrides)
+    return settings
+
+
+def warm_up(demo, name: str | None = None) -> DemoModel:
+    """Open a model (the first one by default) before serving, so the first request is quick."""
+    shelf: ModelShelf = demo.clinx_shelf
+    names = shelf.available()
+    if not names:
+        raise DemoInputError(no_model_message(shelf.models))
+    return shelf.get(name or names[0])
+
+
+def serve(models: Sequence[str] | None = None, *, host: str = "127.0.0.1", port: int | None = None) -> None:
+    """What ``clinx demo`` runs: build, warm up the first model, launch (blocks until stopped)."""
+    demo = build_demo(list(models) if models else None)
+    try:
+        warm_up(demo)
+    except DemoInputError as err:
+        print(f"clinx demo: {err}".replace("**", "").replace("`", ""))
+    demo.launch(**launch_settings(demo, server_name=host, server_port=port))
+
+
+__all__ = ["build_demo", "launch_settings", "parse_models", "is_deidentification", "serve", "DEFAULT_MODEL"]
