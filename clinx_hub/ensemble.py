@@ -131,10 +131,33 @@ class ClinXEnsemble(Extractor):
 
 
 def load_extractor(path: str | Path, **kwargs) -> Extractor:
-    """Open a model folder or an ensemble folder (it has ``ensemble.json``).
+    """Open a model folder or an ensemble folder (it has ``ensemble.json``), local or on the Hub.
+
+    A name that is not a local folder is a Hub id (or a CLIN-X short name, ``hub.resolve_model_name``):
+    the whole repo is downloaded, ensemble members included, and opened like a local folder.
 
     >>> load_extractor("runs/meddocan").predict(["..."])  # doctest: +SKIP
+    >>> load_extractor("clinx-hub/clin-x-es-meddocan")  # doctest: +SKIP
     """
+    if not Path(path).exists():
+        path = _download_from_hub(str(path))
     if (Path(path) / ENSEMBLE_FILE).is_file():
         return ClinXEnsemble.from_pretrained(path, **kwargs)
     return Extractor.from_pretrained(path, **kwargs)
+
+
+def _download_from_hub(name: str) -> Path:
+    """The local snapshot of a Hub model repo (from the cache when offline), or a clear error."""
+    from huggingface_hub import snapshot_download
+
+    from .hub import ModelNotAvailable, resolve_model_name
+
+    repo_id = resolve_model_name(name)
+    try:
+        return Path(snapshot_download(repo_id))
+    except Exception as error:  # offline and not cached, no route, unknown repo: all end the same way
+        raise ModelNotAvailable(
+            f"model {name!r} is not a local folder and Hub repo {repo_id!r} cannot be downloaded: {error}. "
+            f"Download it where the Hub is reachable (`hf download {repo_id} --local-dir ./{repo_id.split('/')[-1]}`) "
+            "and pass that folder."
+        ) from error

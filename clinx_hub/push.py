@@ -1,0 +1,204 @@
+"""Push model folders (single, ensemble, transfer source) and converted dataset folders to the Hub.
+
+A folder goes up as it is on disk, in one commit, with its model card: a folder without
+``README.md`` gets one rendered in memory (``model_card.py``), so the local folder is never
+written to, whether the push succeeds or fails. An ensemble's repo also gets the two
+remote-code files at its root, where transformers looks for them when a member is loaded with
+``subfolder=``. Before anything is sent the folder is checked (config, weights, tokenizer, the
+remote-code files in every model folder); what fails, on the way or at the Hub, raises
+:class:`PushError` with what to do about it.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+from pathlib import Path
+from typing import Any
+
+from .model_card import CARD_FILE, ENSEMBLE_FILE, render_model_card
+
+REMOTE_CODE_FILES = ("configuration_clinx.py", "modeling_clinx.py")
+WEIGHT_FILES = (
+    "model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json",
+)
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
+# Resume state of an interrupted run: never part of a released model.
+EXCLUDED = ("checkpoints/*", "members_done/*", ".cache/*", "*/.cache/*", ".git/*", "*.lock")
+
+
+class PushError(RuntimeError):
+    """A push that did not happen: a folder that is not ready, or the Hub refused or could not be reached."""
+
+
+def push_model(
+    model_dir: str | Path,
+    repo_id: str,
+    *,
+    private: bool = False,
+    token: str | None = None,
+    commit_message: str | None = None,
+    **card_fields: Any,
+) -> str:
+    """Push a model, ensemble or transfer-source folder with its card; returns the repo's URL.
+
+    ``card_fields`` (``language``, ``license``, ``datasets``, ``intended_use``...) are used only
+    when the folder has no ``README.md`` and its card is rendered for the push.
+
+    >>> push_model("runs/meddocan", "clinx-hub/clin-x-es-meddocan", language="es")  # doctest: +SKIP
+    'https://huggingface.co/clinx-hub/clin-x-es-meddocan'
+    """
+    folder = Path(model_dir)
+    repo_id = hub_repo_id(repo_id)
+    check_model_folder(folder)
+    extra = {}
+    if (folder / ENSEMBLE_FILE).is_file():
+        # transformers looks for remote code at the repo root even when loading with subfolder=
+        # ("members/<name>"): the ensemble's repo gets a copy of its first member's two files.
+        first = model_folders(folder)[0]
+        extra |= {name: (first / name).read_bytes() for name in REMOTE_CODE_FILES if not (folder / name).is_file()}
+    if not (folder / CARD_FILE).is_file():
+        extra[CARD_FILE] = render_model_card(folder, model_id=repo_id, **card_fields).encode("utf-8")
+    message = commit_message or f"Upload {'ensemble' if (folder / ENSEMBLE_FILE).is_file() else 'model'} with clinx_hub"
+    return _push(folder, repo_id, "model", private=private, token=token, message=message, extra=extra)
+
+
+def push_dataset(
+    dataset_dir: str | Path,
+    repo_id: str,
+    *,
+    private: bool = False,
+    token: str | None = None,
+    commit_message: str | None = None,
+) -> str:
+    """Push a folder written by ``clinx data convert`` (parquet per config + dataset card); returns its URL.
+
+    >>> push_dataset("meddocan-hub", "clinx-hub/meddocan")  # doctest: +SKIP
+    'https://huggingface.co/datasets/clinx-hub/meddocan'
+    """
+    folder = Path(dataset_dir)
+    check_dataset_folder(folder)
+    return _push(
+        folder, repo_id, "dataset", private=private, token=token,
+        message=commit_message or "Upload dataset with clinx_hub", extra={},
+    )
+
+
+def hub_repo_id(name: str) -> str:
+    """A CLIN-X short name (``clin-x-es-meddocan``) gets the default organisation, as loading does.
+
+    >>> hub_repo_id("clin-x-es-meddocan")
+    'clinx-hub/clin-x-es-meddocan'
+    >>> hub_repo_id("me/my-model")
+    'me/my-model'
+    """
+    from .hub import DEFAULT_ORGANISATION
+
+    if "/" not in name and name.startswith(("clin-x-es-", "clin-x-en-")):
+        return f"{DEFAULT_ORGANISATION}/{name}"
+    return name
+
+
+def model_folders(model_dir: Path) -> list[Path]:
+    """The folders that hold a model: the folder itself, or each member of an ensemble."""
+    if (model_dir / ENSEMBLE_FILE).is_file():
+        spec = json.loads((model_dir / ENSEMBLE_FILE).read_text())
+        return [model_dir / "members" / str(name) for name in spec["members"]]
+    return [model_dir]
+
+
+def check_model_folder(model_dir: Path) -> None:
+    """Fail with the list of what is missing before anything is sent."""
+    if not model_dir.is_dir():
+        raise PushError(f"{model_dir} is not a folder")
+    problems = []
+    for folder in model_folders(model_dir):
+        where = folder.relative_to(model_dir).as_posix() if folder != model_dir else "the folder"
+        if not (folder / "config.json").is_file():
+            problems.append(f"config.json in {where}")
+        if not any((folder / name).is_file() for name in WEIGHT_FILES):
+            problems.append(f"weights ({' or '.join(WEIGHT_FILES[::2])}) in {where}")
+        missing_code = [name for name in REMOTE_CODE_FILES if not (folder / name).is_file()]
+        if missing_code:
+            problems.append(
+                f"{', '.join(missing_code)} in {where} (plain transformers needs them to load the model with "
+                "trust_remote_code=True; saving the model again with clinx_hub imported writes them)"
+            )
+    if not any((model_dir / name).is_file() for name in TOKENIZER_FILES):
+        problems.append(f"a tokenizer ({' or '.join(TOKENIZER_FILES)}) in the folder")
+    if problems:
+        raise PushError(f"{model_dir} cannot be pushed; missing: " + "; ".join(problems))
+
+
+def check_dataset_folder(dataset_dir: Path) -> None:
+    if not dataset_dir.is_dir():
+        raise PushError(f"{dataset_dir} is not a folder")
+    if not (dataset_dir / CARD_FILE).is_file():
+        raise PushError(f"{dataset_dir} has no README.md (dataset card with configs): write it with `clinx data convert`")
+    if not any(dataset_dir.rglob("*.parquet")):
+        raise PushError(f"{dataset_dir} holds no parquet files: write it with `clinx data convert`")
+
+
+def folder_files(folder: Path) -> list[str]:
+    """Paths (relative, POSIX) of the files that go up, in a stable order."""
+    paths = []
+    for path in sorted(folder.rglob("*")):
+        relative = path.relative_to(folder).as_posix()
+        if path.is_file() and not any(fnmatch.fnmatch(relative, pattern) for pattern in EXCLUDED):
+            paths.append(relative)
+    return paths
+
+
+def _push(
+    folder: Path, repo_id: str, repo_type: str, *, private: bool, token: str | None, message: str, extra: dict[str, bytes]
+) -> str:
+    # One create_commit rather than upload_folder: the card rendered in memory goes up in the same
+    # commit as the files, without a copy of (possibly gigabytes of) weights or a write to the folder.
+    from huggingface_hub import CommitOperationAdd, HfApi
+
+    api = HfApi(token=token)
+    operations = [
+        CommitOperationAdd(path_in_repo=path, path_or_fileobj=str(folder / path))
+        for path in folder_files(folder)
+        if path not in extra
+    ]
+    operations += [CommitOperationAdd(path_in_repo=path, path_or_fileobj=content) for path, content in extra.items()]
+    try:
+        url = api.create_repo(repo_id, repo_type=repo_type, private=private, exist_ok=True)
+        api.create_commit(repo_id, operations, commit_message=message, repo_type=repo_type)
+    except Exception as error:  # noqa: BLE001 - every client failure becomes one clear message
+        raise PushError(_explain(error, repo_id, repo_type, api.endpoint)) from error
+    return str(url)
+
+
+def _explain(error: Exception, repo_id: str, repo_type: str, endpoint: str) -> str:
+    from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
+
+    what = f"pushing {repo_type} {repo_id} to {endpoint} failed"
+    if isinstance(error, OfflineModeIsEnabled):
+        return f"{what}: HF_HUB_OFFLINE is set; unset it on a machine that can reach the Hub"
+    status = getattr(getattr(error, "response", None), "status_code", None)
+    if isinstance(error, HfHubHTTPError) and status in (401, 403):
+        return (
+            f"{what}: authentication refused (HTTP {status}); pass a token with write access to "
+            f"{repo_id.split('/')[0]} (--token, HF_TOKEN or `hf auth login`)"
+        )
+    if isinstance(error, HfHubHTTPError):
+        return f"{what}: the Hub answered HTTP {status}: {error}"
+    if _is_connection_error(error):
+        return f"{what}: network error, the Hub cannot be reached ({type(error).__name__}: {error})"
+    return f"{what}: {type(error).__name__}: {error}"
+
+
+def _is_connection_error(error: BaseException) -> bool:
+    try:
+        import httpx
+
+        transport = (httpx.TransportError,)
+    except ImportError:  # pragma: no cover - huggingface_hub 1.x and later depend on httpx
+        transport = ()
+    while error is not None:
+        if isinstance(error, (ConnectionError, TimeoutError, *transport)):
+            return True
+        error = error.__cause__ or error.__context__
+    return False

@@ -1,0 +1,273 @@
+"""Model cards, and pushing to / loading from a Hub through the real clients (tests/hub_server.py)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+import textwrap
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from conftest import note
+from hub_server import LocalHub, local_hub  # noqa: F401  (local_hub is a fixture)
+
+from clinx_hub.cli import main
+from clinx_hub.ensemble import ClinXEnsemble, Extractor, load_extractor
+from clinx_hub.formats.brat import write_brat
+from clinx_hub.hub_datasets import convert
+from clinx_hub.model_card import ClinXCardData, render_model_card, save_model_card
+from clinx_hub.modeling_clinx import ClinXForTokenClassification
+from clinx_hub.push import PushError, push_dataset, push_model
+from clinx_hub.synthetic import write_synthetic_corpus
+from clinx_hub.tagging import scheme_labels
+from clinx_hub.training import default_arguments, train_task
+
+TYPES = ["NOMBRE", "LUGAR"]
+SECTIONS = (
+    "## Intended use", "## How to use it", "## Labels", "## Training set-up", "## Evaluation",
+    "## Limitations", "## Citation",
+)
+
+
+@pytest.fixture(scope="module")
+def notes_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("notes")
+    for split, start, count in (("train", 0, 8), ("dev", 8, 2), ("test", 10, 3)):
+        write_brat([note(f"{split}{i:02d}", 2 + i % 2, offset=i) for i in range(start, start + count)], root / split)
+    return root
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory, notes_dir: Path, tiny_backbone_dir: Path) -> Path:
+    """A tiny model trained on the notes for one epoch, its test split scored into the record."""
+    out = tmp_path_factory.mktemp("trained")
+    args = default_arguments(
+        out / "checkpoints", num_train_epochs=1, learning_rate=5e-3, per_device_train_batch_size=8,
+        per_device_eval_batch_size=8, window_length=64, context_size=8, disable_tqdm=True, seed=0,
+        logging_strategy="no",
+    )
+    train_task("brat", notes_dir, str(tiny_backbone_dir), out, args)
+    return out
+
+
+@pytest.fixture(scope="module")
+def ensemble_dir(tmp_path_factory: pytest.TempPathFactory, tiny_backbone_dir: Path, tiny_tokenizer) -> Path:
+    """Two untrained tiny members with different seeds: enough to tell a vote from one model."""
+    members = []
+    for seed in (1, 2):
+        torch.manual_seed(seed)
+        model = ClinXForTokenClassification.from_backbone(str(tiny_backbone_dir), scheme_labels(TYPES), context_size=8, window_length=64)
+        members.append(Extractor(model.eval(), tiny_tokenizer))
+    out = tmp_path_factory.mktemp("ensemble")
+    ClinXEnsemble(members, names=["a", "b"]).save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def dataset_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # Synthetic notes carry MEDDOCAN labels; a plain folder converts as one "train" split. (The
+    # "brat" task, which has no fixed label set, does not convert: its sentence tags have no ids.)
+    notes = write_synthetic_corpus(tmp_path_factory.mktemp("synthetic"), n_train=3, n_dev=0, n_test=0, seed=5)
+    return convert("meddocan", notes / "train", tmp_path_factory.mktemp("dataset") / "notes-hub")
+
+
+def snapshot(folder: Path) -> dict[str, str]:
+    """Every file under ``folder`` with its content hash: equal snapshots mean a byte-identical folder."""
+    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def front_matter(card: str) -> tuple[dict, str]:
+    _, header, body = card.split("---\n", 2)
+    return yaml.safe_load(header), body
+
+
+# --- model cards ---------------------------------------------------------------------------------
+
+
+def test_card_of_a_trained_model_has_metadata_sections_and_no_note_text(trained: Path, notes_dir: Path) -> None:
+    record = json.loads((trained / "training_record.json").read_text())
+    card = render_model_card(trained, model_id="clinx/tiny-notes", language="es", license="cc-by-4.0")
+    metadata, body = front_matter(card)
+    assert metadata["license"] == "cc-by-4.0" and metadata["language"] == ["es"]
+    assert {"clinical", "ner", "crf", "clin-x", "token-classification"} <= set(metadata["tags"])
+    [result] = metadata["model-index"][0]["results"]
+    f1 = next(m for m in result["metrics"] if m["type"] == "f1")
+    assert f1["value"] == round(record["evaluation"]["micro"]["f1"], 4) and f1["name"] == "Strict micro F1"
+    assert result["dataset"]["split"] == "test" and result["task"]["type"] == "token-classification"
+    assert all(section in body for section in SECTIONS)
+    assert "| `NOMBRE` |" in body and "| **micro** |" in body and "trust_remote_code=True" in body
+    assert "not CLIN-X-large" in body and "nested" in body and "Lange" in body and "Bioinformatics" in body
+    # Statistics only: not one sentence nor one annotated span of the notes.
+    from clinx_hub.corpora import load_task
+
+    documents = [d for split in load_task("brat", notes_dir).values() for d in split]
+    for document in documents:
+        for start, end in document.sentences:
+            assert document.text[start:end].strip() not in card
+        for span in document.spans:
+            assert span.text not in card, span.text
+
+
+def test_card_of_an_ensemble_lists_members_and_save_writes_readme(ensemble_dir: Path, tmp_path: Path) -> None:
+    import shutil
+
+    folder = shutil.copytree(ensemble_dir, tmp_path / "ensemble")
+    data = ClinXCardData.from_folder(folder, model_id="tiny-ensemble", organisation="clinx", datasets=["clinx/notes"])
+    assert data.is_ensemble and data.member_names == ["a", "b"] and data.entity_types == sorted(TYPES)
+    path = save_model_card(folder, model_id="clinx/tiny-ensemble")
+    assert path == folder / "README.md"
+    metadata, body = front_matter(path.read_text(encoding="utf-8"))
+    assert "ensemble" in metadata["tags"] and "model-index" not in metadata  # no evaluation recorded
+    assert "## Ensemble members" in body and '`a`' in body and 'subfolder=f"members/{member}"' in body
+    assert "clinx/notes" in data.render()
+
+
+# --- pushing and loading through the real clients --------------------------------------------------
+
+CHECK_WITHOUT_CLINX_HUB = """
+import json, sys
+sys.modules["clinx_hub"] = None  # as if clinx_hub were not installed
+import torch
+from datasets import load_dataset
+from transformers import AutoModelForTokenClassification, AutoTokenizer
+
+expected = torch.load(sys.argv[1])
+model = AutoModelForTokenClassification.from_pretrained("clinx/tiny-notes", trust_remote_code=True).eval()
+assert type(model).__module__.startswith("transformers_modules"), type(model).__module__
+tokenizer = AutoTokenizer.from_pretrained("clinx/tiny-notes")
+inputs = tokenizer(expected["texts"], return_tensors="pt", padding=True)
+assert torch.equal(inputs["input_ids"], expected["input_ids"])
+assert torch.equal(model.decode(inputs["input_ids"], inputs["attention_mask"]), expected["paths"])
+member = AutoModelForTokenClassification.from_pretrained("clinx/tiny-ensemble", subfolder="members/b", trust_remote_code=True).eval()
+assert torch.equal(member.decode(inputs["input_ids"], inputs["attention_mask"]), expected["member_paths"])
+rows = json.loads(open(sys.argv[2]).read())
+for config, splits in rows.items():
+    loaded = load_dataset("clinx/notes", config)
+    assert sorted(loaded) == sorted(splits), (config, sorted(loaded))
+    for split, expected_rows in splits.items():
+        assert json.loads(json.dumps(loaded[split].to_list())) == expected_rows, (config, split)
+print("OK")
+"""
+
+
+def test_push_model_ensemble_and_dataset_then_load_them_back(
+    local_hub: LocalHub, trained: Path, ensemble_dir: Path, dataset_dir: Path, tmp_path: Path
+) -> None:
+    import pyarrow.parquet as pq
+
+    before = {folder: snapshot(folder) for folder in (trained, ensemble_dir, dataset_dir)}
+    url = push_model(trained, "clinx/tiny-notes", language="es")
+    assert url.endswith("clinx/tiny-notes")
+    assert main(["push", str(ensemble_dir), "clinx/tiny-ensemble"]) == 0
+    assert main(["data", "push", str(dataset_dir), "clinx/notes"]) == 0
+    assert {folder: snapshot(folder) for folder in before} == before  # the cards were rendered in memory
+
+    single = local_hub.files("clinx/tiny-notes")
+    assert set(single) == set(before[trained]) | {"README.md"}
+    assert "checkpoints" not in "".join(single)
+    assert front_matter(single["README.md"].decode())[0]["model-index"][0]["name"] == "tiny-notes"
+    ensemble = local_hub.files("clinx/tiny-ensemble")
+    assert set(ensemble) == set(before[ensemble_dir]) | {"README.md", "configuration_clinx.py", "modeling_clinx.py"}
+    assert ensemble["modeling_clinx.py"] == (ensemble_dir / "members" / "a" / "modeling_clinx.py").read_bytes()
+    assert set(local_hub.files("clinx/notes", repo_type="dataset")) == set(before[dataset_dir])
+
+    # Fixed inputs, decoded here from the local folders, must decode the same from the Hub.
+    texts = ["Paciente Juan García ingresa en Madrid con dolor.", "Luis en La Paz."]
+    local = Extractor.from_pretrained(trained)
+    inputs = local.tokenizer(texts, return_tensors="pt", padding=True)
+    member_b = Extractor.from_pretrained(ensemble_dir / "members" / "b").model
+    torch.save({
+        "texts": texts,
+        "input_ids": inputs["input_ids"],
+        "paths": local.model.eval().decode(inputs["input_ids"], inputs["attention_mask"]),
+        "member_paths": member_b.eval().decode(inputs["input_ids"], inputs["attention_mask"]),
+    }, tmp_path / "expected.pt")
+    rows = {
+        config: {p.name.split("-")[0]: pq.read_table(p).to_pylist() for p in sorted((dataset_dir / config).glob("*.parquet"))}
+        for config in ("documents", "sentences")
+    }
+    (tmp_path / "rows.json").write_text(json.dumps(rows))
+    script = textwrap.dedent(CHECK_WITHOUT_CLINX_HUB)
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "expected.pt"), str(tmp_path / "rows.json")],
+        capture_output=True, text=True, env=local_hub.env(), timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip().endswith("OK")
+
+    # In process, with clinx_hub: a Hub id opens like the local folder, ensemble vote included.
+    notes = [note("x1", 3, offset=1).text, note("x2", 2, offset=2).text]
+    from_hub = load_extractor("clinx/tiny-ensemble")
+    assert isinstance(from_hub, ClinXEnsemble) and from_hub.names == ["a", "b"]
+    assert from_hub.predict(notes) == load_extractor(ensemble_dir).predict(notes)
+    assert local_hub.unknown_requests == []
+
+
+def test_missing_remote_code_fails_before_anything_is_sent(local_hub: LocalHub, ensemble_dir: Path, tmp_path: Path, capsys) -> None:
+    import shutil
+
+    folder = shutil.copytree(ensemble_dir, tmp_path / "broken")
+    (folder / "members" / "b" / "modeling_clinx.py").unlink()
+    before = snapshot(folder)
+    with pytest.raises(PushError, match=r"modeling_clinx\.py in members/b .*trust_remote_code"):
+        push_model(folder, "clinx/broken")
+    assert main(["push", str(folder), "clinx/broken"]) == 2
+    assert "clinx: error:" in capsys.readouterr().err
+    assert snapshot(folder) == before
+    assert ("model", "clinx/broken") not in local_hub.store.repos
+
+
+def test_push_to_a_stopped_hub_is_a_network_error_and_changes_nothing(local_hub: LocalHub, ensemble_dir: Path) -> None:
+    before = snapshot(ensemble_dir)
+    local_hub.stop()
+    with pytest.raises(PushError, match="network error"):
+        push_model(ensemble_dir, "clinx/unreachable")
+    assert snapshot(ensemble_dir) == before
+
+
+class _Unauthorised(BaseHTTPRequestHandler):
+    """Answers every request as the Hub answers a bad token."""
+
+    def _refuse(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        if length:
+            self.rfile.read(length)
+        body = b'{"error": "Invalid credentials in Authorization header"}'
+        self.send_response(401)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = do_PUT = do_HEAD = _refuse
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the base class's name
+        pass
+
+
+def test_a_bad_token_is_an_authentication_error_and_changes_nothing(
+    local_hub: LocalHub, trained: Path, dataset_dir: Path, monkeypatch, capsys
+) -> None:
+    from huggingface_hub import constants
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Unauthorised)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setattr(constants, "ENDPOINT", f"http://127.0.0.1:{server.server_address[1]}")
+        before = snapshot(trained), snapshot(dataset_dir)
+        with pytest.raises(PushError, match=r"authentication refused \(HTTP 401\)"):
+            push_model(trained, "clinx/tiny-notes", token="hf_bad")
+        assert main(["data", "push", str(dataset_dir), "clinx/notes", "--token", "hf_bad"]) == 2
+        assert "authentication refused (HTTP 401)" in capsys.readouterr().err
+        assert (snapshot(trained), snapshot(dataset_dir)) == before
+        with pytest.raises(PushError, match="no README.md"):
+            push_dataset(trained, "clinx/x")
+    finally:
+        server.shutdown()
+        server.server_close()
