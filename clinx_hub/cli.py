@@ -52,6 +52,9 @@ def add_data_commands(commands: argparse._SubParsersAction) -> None:
     convert.add_argument("--out", required=True, help="folder to write (parquet per split + README.md)")
     convert.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
     convert.set_defaults(handler=_data_convert)
+    push = actions.add_parser("push", help="push a converted dataset folder to the Hub (clinx_hub/push.py)")
+    _push_arguments(push, "DATASET_DIR", "a folder written by `clinx data convert`")
+    push.set_defaults(handler=_push)
 
 
 def _score(args: argparse.Namespace) -> int:
@@ -285,6 +288,34 @@ def add_quickstart_command(commands: argparse._SubParsersAction) -> None:
     quick.set_defaults(handler=_quickstart)
 
 
+def _push(args: argparse.Namespace) -> int:
+    from clinx_hub.push import PushError, push_dataset, push_model
+
+    push = push_model if args.command == "push" else push_dataset
+    try:
+        url = push(args.folder, args.repo_id, private=args.private, token=args.token, commit_message=args.message)
+    except PushError as err:
+        print(f"clinx: error: {err}", file=sys.stderr)
+        return 2
+    print(f"pushed {args.folder} to {url}")
+    return 0
+
+
+def _push_arguments(parser: argparse.ArgumentParser, folder: str, help_text: str) -> None:
+    parser.add_argument("folder", metavar=folder, help=help_text)
+    parser.add_argument("repo_id", metavar="REPO_ID", help="the Hub repo to create or update (owner/name)")
+    parser.add_argument("--private", action="store_true", help="create the repo as private")
+    parser.add_argument("--token", default=None, help="a Hub token with write access (default: HF_TOKEN or `hf auth login`)")
+    parser.add_argument("--message", default=None, help="commit message")
+
+
+def add_push_command(commands: argparse._SubParsersAction) -> None:
+    """``clinx push``: a model, ensemble or transfer-source folder, with its model card, to the Hub."""
+    push = commands.add_parser("push", help="push a model or ensemble folder (with its card) to the Hub")
+    _push_arguments(push, "MODEL_DIR", "a model or ensemble folder written by `clinx train`")
+    push.set_defaults(handler=_push)
+
+
 def _demo(args: argparse.Namespace) -> int:
     from clinx_hub.demo import serve
 
@@ -311,6 +342,7 @@ COMMAND_GROUPS: list[Callable[[argparse._SubParsersAction], None]] = [
     add_similarity_command,
     add_model_commands,
     add_quickstart_command,
+    add_push_command,
     add_demo_command,
 ]
 """Each adds one top-level command (``data``; later ``train``, ``evaluate``, ``predict``, ``push``...)."""
