@@ -63,6 +63,8 @@ class ClinXCardData:
     dataset_name: str | None = None
     """The evaluation data set's name in ``model-index``; defaults to the task name."""
     intended_use: str | None = None
+    training_data: str | None = None
+    """One line on where the training data came from, for data that is not a Hub dataset."""
     limitations: list[str] = field(default_factory=list)
     """Extra limitations, after the ones every card states."""
     base_model: str | None = None
@@ -284,7 +286,7 @@ class ClinXCardData:
             "Scores hold for the evaluation split above; text from other hospitals, specialties, languages or "
             "note types will do worse, and errors in de-identification leave identifiers in the text."
         )
-        if self.task == "brat" and not self.datasets:
+        if self.task == "brat" and not self.datasets and not self.training_data:
             items.append("Trained on a user's own BRAT folder: read the training data's description for its scope.")
         return items + list(self.limitations)
 
