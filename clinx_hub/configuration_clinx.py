@@ -32,6 +32,11 @@ class ClinXConfig(PretrainedConfig):
             (word-level tagging on each word's first subword, the ablation).
         window_length: encoder positions per window, special tokens included (capped by the
             encoder's own limit).
+        viterbi_logits: in eval mode and without labels, ``forward`` returns as ``logits`` scores
+            whose argmax is the CRF's Viterbi path written as BIO (``S-x`` -> ``B-x``,
+            ``E-x`` -> ``I-x``) and whose softmax at that tag is the tag's CRF marginal, so that
+            transformers' ``token-classification`` pipeline shows the CRF's spans. Off by
+            default; training and clinx_hub's own extraction always use the raw emissions.
 
     >>> config = ClinXConfig(encoder={"model_type": "bert", "hidden_size": 32}, id2label={0: "O"})
     >>> config.label_scheme, config.context_size
@@ -48,6 +53,7 @@ class ClinXConfig(PretrainedConfig):
     context_mode: str = "window"
     tagging_level: str = "subword"
     window_length: int = 512
+    viterbi_logits: bool = False
     classifier_dropout: float | None = None
     initializer_range: float = 0.02
 

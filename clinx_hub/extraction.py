@@ -80,7 +80,9 @@ def document_emissions(
         chunk = [windows[i] for i in order[start : start + batch_size]]
         batch = pad_windows(chunk, pad_id, with_labels=False)
         logits = model(
-            input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device)
+            input_ids=batch["input_ids"].to(device),
+            attention_mask=batch["attention_mask"].to(device),
+            viterbi_logits=False,  # stitching and marginals need the raw emissions
         ).logits.float().cpu()
         for row, window in enumerate(chunk):
             n = len(window.positions)

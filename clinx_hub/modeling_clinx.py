@@ -480,6 +480,7 @@ class ClinXForTokenClassification(ClinXPreTrainedModel):
         output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
+        viterbi_logits: bool | None = None,
         **kwargs,
     ) -> ClinXTokenClassifierOutput | tuple:
         r"""
@@ -487,6 +488,9 @@ class ClinXForTokenClassification(ClinXPreTrainedModel):
             Tag ids; `-100` marks positions without a label (left out of the CRF chain).
             The CRF loss is the summed negative log-likelihood divided by the number of labelled
             positions, so that it has the scale of the softmax ablation's token-mean cross-entropy.
+        viterbi_logits (`bool`, *optional*):
+            Overrides `config.viterbi_logits` (see [`ClinXConfig`]); only in eval mode without
+            `labels`. Emissions are always returned in training and with `labels`.
         """
         encoder_inputs = {"attention_mask": attention_mask, "position_ids": position_ids, "inputs_embeds": inputs_embeds}
         if token_type_ids is not None:
@@ -510,6 +514,10 @@ class ClinXForTokenClassification(ClinXPreTrainedModel):
                 loss = nn.functional.cross_entropy(
                     logits.view(-1, self.config.num_labels).float(), labels.view(-1), ignore_index=IGNORE_INDEX
                 )
+        if viterbi_logits is None:
+            viterbi_logits = self.config.viterbi_logits
+        if viterbi_logits and labels is None and not self.training:
+            logits = self._viterbi_logits(logits, attention_mask)
         output = ClinXTokenClassifierOutput(
             loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
         )
@@ -537,6 +545,45 @@ class ClinXForTokenClassification(ClinXPreTrainedModel):
         if self.crf is not None:
             return self.crf.viterbi(logits, label_mask)
         return logits.argmax(-1).masked_fill(~label_mask, IGNORE_INDEX)
+
+    @torch.no_grad()
+    def _viterbi_logits(self, emissions: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
+        """Scores for argmax-only consumers: argmax = the Viterbi tag as BIO, softmax there = its marginal.
+
+        A plain ``[CLS]/<s> ... [SEP]/</s>`` input is assumed (what tokenizers give one text): the
+        first and last attended positions are special tokens and stay out of the chain, as they
+        were in training; they keep their emissions.
+        """
+        if self.config.tagging_level != "subword":
+            raise ValueError(
+                "viterbi_logits needs subword tagging: a word-level model's chain runs over first "
+                "subwords, and forward does not know where words start"
+            )
+        if attention_mask is None:
+            attention_mask = torch.ones(emissions.shape[:2], dtype=torch.long, device=emissions.device)
+        attended = attention_mask.bool()
+        seen = attended.long().cumsum(1)
+        label_mask = attended & (seen > 1) & (seen < attended.sum(1, keepdim=True))
+        paths = self.decode(logits=emissions, label_mask=label_mask)
+        labelled = paths != IGNORE_INDEX
+        tags = paths.clamp(min=0)
+        num_labels = self.config.num_labels
+        chosen = self.tag_probabilities(emissions, label_mask).gather(2, tags.unsqueeze(2)).squeeze(2)
+        # Above 1/num_labels the chosen column stays the argmax; below it (rare) the score is raised to it.
+        chosen = chosen.clamp(min=1.0 / num_labels + 1e-3, max=1.0 - 1e-6)
+        scores = ((1.0 - chosen) / (num_labels - 1)).log().unsqueeze(2).expand(-1, -1, num_labels).clone()
+        scores.scatter_(2, self._bio_columns(emissions.device)[tags].unsqueeze(2), chosen.log().unsqueeze(2))
+        return torch.where(labelled.unsqueeze(2), scores.to(emissions.dtype), emissions)
+
+    def _bio_columns(self, device: torch.device) -> torch.Tensor:
+        """For each tag id, the id argmax-only readers should see: ``S-x`` -> ``B-x``, ``E-x`` -> ``I-x``."""
+        label2id = {label: i for i, label in self.config.id2label.items()}
+        columns = []
+        for i in range(self.config.num_labels):
+            prefix, _, entity = self.config.id2label[i].partition("-")
+            bio = {"S": "B", "E": "I"}.get(prefix)
+            columns.append(label2id.get(f"{bio}-{entity}", i) if bio else i)
+        return torch.tensor(columns, dtype=torch.long, device=device)
 
     @torch.no_grad()
     def tag_probabilities(self, logits: torch.Tensor, label_mask: torch.Tensor) -> torch.Tensor:
