@@ -20,6 +20,14 @@ AutoModelForTokenClassification.register(ClinXConfig, ClinXForTokenClassificatio
 # loads them with trust_remote_code=True where clinx_hub is not installed.
 ClinXConfig.register_for_auto_class()
 ClinXForTokenClassification.register_for_auto_class("AutoModelForTokenClassification")
+# pipeline("clinx-extraction", model=...): windowed CRF extraction behind transformers' pipeline API.
+from transformers.pipelines import PIPELINE_REGISTRY  # noqa: E402
+
+from .pipeline import ClinXExtractionPipeline  # noqa: E402
+
+PIPELINE_REGISTRY.register_pipeline(
+    "clinx-extraction", pipeline_class=ClinXExtractionPipeline, pt_model=AutoModelForTokenClassification
+)
 
 __all__ = [
     "ClinXConfig",

@@ -1,0 +1,174 @@
+"""pipeline("clinx-extraction") = extract_documents; token-classification with viterbi_logits = the CRF path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import note
+from transformers import AutoModelForTokenClassification, AutoTokenizer, pipeline
+
+import clinx_hub  # noqa: F401  (registers the task)
+from clinx_hub import ClinXForTokenClassification, scheme_labels
+from clinx_hub.extraction import extract_documents
+from clinx_hub.outputs import deidentify
+from clinx_hub.windows import build_windows, tokenize_document
+
+LABELS = scheme_labels(["NOMBRE", "LUGAR"], "bioes")
+SHORT = "Paciente Juan García ingresa en Madrid con dolor. Alta el 20 de marzo."
+
+
+def tiny_model(backbone: Path, seed: int) -> ClinXForTokenClassification:
+    """A tiny CLIN-X model whose random head gives varied emissions (entities of both types)."""
+    torch.manual_seed(seed)
+    model = ClinXForTokenClassification.from_backbone(str(backbone), LABELS, context_size=16, window_length=64)
+    torch.nn.init.normal_(model.classifier.weight, std=1.0)
+    torch.nn.init.normal_(model.classifier.bias, std=0.5)
+    torch.nn.init.normal_(model.crf.transitions, std=0.5)
+    return model.eval()
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory, tiny_backbone_dir: Path) -> Path:
+    folder = tmp_path_factory.mktemp("clinx-pipeline-model")
+    tiny_model(tiny_backbone_dir, seed=0).save_pretrained(folder)
+    AutoTokenizer.from_pretrained(tiny_backbone_dir).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def loaded(model_dir: Path):
+    return AutoModelForTokenClassification.from_pretrained(model_dir).eval(), AutoTokenizer.from_pretrained(model_dir)
+
+
+@pytest.fixture(scope="module")
+def extractor(model_dir: Path):
+    return pipeline("clinx-extraction", model=str(model_dir), device="cpu")
+
+
+def as_records(spans) -> list[dict]:
+    return [{"entity_group": s.label, "score": s.score, "word": s.text, "start": s.start, "end": s.end} for s in spans]
+
+
+def assert_same_spans(got: list, expected: list) -> None:
+    """Exactly the same spans; scores equal up to float noise (batch composition changes padding)."""
+    assert [[{k: v for k, v in e.items() if k != "score"} for e in doc] for doc in got] == [
+        [{k: v for k, v in e.items() if k != "score"} for e in doc] for doc in expected
+    ]
+    for doc_got, doc_expected in zip(got, expected):
+        assert [e["score"] for e in doc_got] == pytest.approx([e["score"] for e in doc_expected], rel=1e-5)
+
+
+def long_text() -> str:
+    return note("long", 14).text
+
+
+def test_long_text_needs_several_windows(loaded) -> None:
+    model, tokenizer = loaded
+    tokenized = tokenize_document(note("long", 14), tokenizer)
+    windows = build_windows([tokenized], tokenizer, max_length=model.config.max_window_length(), context=16)
+    assert len(windows) >= 4
+
+
+def test_one_text_a_list_and_a_long_text_give_extract_documents_spans(extractor, loaded) -> None:
+    model, tokenizer = loaded
+    texts = [SHORT, "", long_text(), "Sin hallazgos."]
+    expected = [as_records(spans) for spans in extract_documents(model, tokenizer, texts)]
+    assert extractor(SHORT) == as_records(extract_documents(model, tokenizer, [SHORT])[0])
+    assert extractor(texts) == expected
+    assert_same_spans(extractor(texts, batch_size=3), expected)
+    assert list(extractor(text for text in texts)) == expected  # a stream comes back lazily, in order
+    assert sum(len(spans) for spans in expected) > 5
+
+
+def test_bioes_groups_into_whole_mentions(extractor, loaded) -> None:
+    """E-/S- never surface as entity types; B..E and S tags each give one span."""
+    _, tokenizer = loaded
+    text = long_text()
+    spans = extractor(text)
+    assert {s["entity_group"] for s in spans} == {"NOMBRE", "LUGAR"}
+    offsets = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+    subwords = [sum(1 for a, b in offsets if a < s["end"] and b > s["start"]) for s in spans]
+    assert min(subwords) == 1 and max(subwords) > 1
+    assert all(s["word"] == text[s["start"] : s["end"]] for s in spans)
+
+
+@pytest.mark.parametrize("mode", ["label", "surrogate"])
+def test_deidentify_returns_the_masked_text(extractor, loaded, mode: str) -> None:
+    model, tokenizer = loaded
+    spans = extract_documents(model, tokenizer, [SHORT])[0]
+    result = extractor(SHORT, deidentify=mode)
+    assert result == {"entities": as_records(spans), "deidentified": deidentify(SHORT, spans, mode=mode)}
+    assert extractor([SHORT], deidentify=mode) == [result]
+    assert result["deidentified"] != SHORT
+    with pytest.raises(ValueError, match="deidentify"):
+        extractor(SHORT, deidentify="hash")
+
+
+def test_ensemble_folder_through_extraction_pipeline(tmp_path: Path, tiny_backbone_dir: Path) -> None:
+    from clinx_hub.ensemble import ClinXEnsemble, Extractor
+    from clinx_hub.pipeline import extraction_pipeline
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_backbone_dir)
+    members = [Extractor(tiny_model(tiny_backbone_dir, seed), tokenizer) for seed in (0, 1, 2)]
+    ClinXEnsemble(members).save_pretrained(tmp_path)
+    expected = ClinXEnsemble.from_pretrained(tmp_path).predict([SHORT, long_text()])
+    got = extraction_pipeline(tmp_path, device="cpu")([SHORT, long_text()])
+    assert got == [as_records(spans) for spans in expected]
+
+
+def test_token_classification_with_viterbi_logits_gives_the_crf_spans(model_dir: Path, loaded) -> None:
+    """On a one-window text whose emission argmax is not the Viterbi path."""
+    model, tokenizer = loaded
+    encoded = tokenizer(SHORT, return_tensors="pt")
+    emissions = model(**encoded).logits
+    labelled = torch.zeros_like(encoded["attention_mask"], dtype=torch.bool)
+    labelled[0, 1:-1] = True
+    viterbi = model.decode(logits=emissions, label_mask=labelled)[0, 1:-1]
+    assert not torch.equal(emissions[0, 1:-1].argmax(-1), viterbi)
+
+    crf_spans = extract_documents(model, tokenizer, [SHORT])[0]
+    crf_keys = [(s.label, s.start, s.end) for s in crf_spans]
+
+    def keys(entities: list[dict]) -> list[tuple]:
+        return [(e["entity_group"], e["start"], e["end"]) for e in entities]
+
+    plain = pipeline("token-classification", model=str(model_dir), aggregation_strategy="simple", device="cpu")
+    assert keys(plain(SHORT)) != crf_keys  # the argmax, with E-/S- read as entity types of their own
+
+    fixed = pipeline(
+        "token-classification",
+        model=str(model_dir),
+        aggregation_strategy="simple",
+        device="cpu",
+        model_kwargs={"viterbi_logits": True},
+    )
+    entities = fixed(SHORT)
+    assert keys(entities) == crf_keys
+    # Scores are the mean marginal, as in extract_documents, except that a subword's marginal
+    # below 1/num_labels is raised to it (a softmax cannot put its maximum lower).
+    floor = 1 / len(LABELS) + 1e-3
+    for entity, span in zip(entities, crf_spans):
+        assert span.score - 1e-5 <= float(entity["score"]) <= span.score + floor
+
+
+def test_viterbi_logits_leave_training_and_extraction_alone(loaded) -> None:
+    model, tokenizer = loaded
+    encoded = tokenizer(SHORT, return_tensors="pt")
+    raw = model(**encoded).logits
+    labels = torch.zeros_like(encoded["input_ids"])
+    labels[0, 0] = labels[0, -1] = -100
+    expected = extract_documents(model, tokenizer, [SHORT, long_text()])
+    model.config.viterbi_logits = True
+    try:
+        assert not torch.equal(model(**encoded).logits, raw)
+        assert torch.equal(model(**encoded, labels=labels).logits, raw)
+        assert torch.equal(model(**encoded, viterbi_logits=False).logits, raw)
+        model.train()
+        torch.testing.assert_close(model(**encoded).logits, raw)  # dropout is 0 in the tiny encoder
+        model.eval()
+        assert extract_documents(model, tokenizer, [SHORT, long_text()]) == expected
+    finally:
+        model.config.viterbi_logits = False
+        model.eval()
