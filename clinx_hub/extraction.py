@@ -60,14 +60,13 @@ def document_emissions(
     """Per document: its tokenization, its emissions [subwords, tags] and its label mask [subwords]."""
     config = model.config
     first_subword = config.tagging_level == "first_subword"
-    tokenized = [tokenize_document(doc, tokenizer) for doc in documents]
+    tokenized = [tokenize_document(doc, tokenizer, first_subword=first_subword) for doc in documents]
     windows = build_windows(
         tokenized,
         tokenizer,
         max_length=config.max_window_length(),
         context=config.context_size,
         mode=config.context_mode,
-        first_subword=first_subword,
     )
     device = next(model.parameters()).device
     emissions = [torch.zeros(len(t.input_ids), config.num_labels) for t in tokenized]

@@ -21,15 +21,15 @@ DEFAULT_OUT = Path("runs") / "quickstart"
 class QuickstartSettings:
     """Sized to finish in a few minutes on 2 CPU cores with MiniLM."""
 
-    train_notes: int = 36
-    dev_notes: int = 9
+    train_notes: int = 30
+    dev_notes: int = 6
     test_notes: int = 15
     splits: int = 3
-    epochs: float = 4
-    learning_rate: float = 2e-4
-    batch_size: int = 8
+    epochs: float = 5
+    learning_rate: float = 3e-4
+    batch_size: int = 4
     window_length: int = 256
-    context: int = 64
+    context: int = 32
     seed: int = 0
 
 

@@ -103,6 +103,8 @@ def _window_settings(model: PreTrainedModel, encoder: PreTrainedModel, tokenizer
     """``(max_length, context, mode)``: the ClinX model's own context settings, else 512/100/window."""
     config = model.config
     context, mode = (config.context_size, config.context_mode) if isinstance(config, ClinXConfig) else (100, "window")
+    if isinstance(config, ClinXConfig):  # the windows it was trained with
+        return min(config.max_window_length(), tokenizer.model_max_length), context, mode
     max_length = min(512, tokenizer.model_max_length)
     # As a cap only: RoBERTa-style position ids start after the padding index, so an encoder with
     # P position embeddings reads at most P - 2 subwords (BERT reads P; capping at P - 2 is safe).

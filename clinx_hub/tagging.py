@@ -48,14 +48,41 @@ class SpanTags:
         return [f for f in self.findings if f.reason != "aligned"]
 
 
-def _word_ranges(offsets: Sequence[tuple[int, int]], word_ids: Sequence[int | None]) -> dict[int, tuple[int, int]]:
-    """First and last position of each word."""
-    ranges: dict[int, tuple[int, int]] = {}
-    for position, word in enumerate(word_ids):
-        if word is not None:
-            first, _ = ranges.get(word, (position, position))
-            ranges[word] = (first, position)
-    return ranges
+def tag_positions(
+    offsets: Sequence[tuple[int, int]],
+    word_ids: Sequence[int | None] | None = None,
+    labelled: Sequence[bool] | None = None,
+) -> tuple[list[bool], dict[int, int]]:
+    """Which positions carry a tag, and (word level) the last position of each tagged word.
+
+    A subword carries a tag when it has characters of its own: not empty, and not the bare
+    ``▁`` that XLM-R-style tokenizers emit before some words, whose offsets repeat the next
+    subword's first character (tagging both would yield two spans over the same characters).
+    At word level only each word's first such subword carries the word's tag.
+
+    >>> tag_positions([(0, 0), (0, 1), (0, 1), (1, 4), (0, 0)])[0]
+    [False, False, True, True, False]
+    """
+    offsets = [tuple(o) for o in offsets]
+    if labelled is None:
+        labelled = [
+            end > start and not (i + 1 < len(offsets) and offsets[i + 1][0] == start and offsets[i + 1][1] >= end)
+            for i, (start, end) in enumerate(offsets)
+        ]
+    labelled = [bool(x) for x in labelled]
+    last_of_word: dict[int, int] = {}
+    if word_ids is not None:
+        last_position: dict[int, int] = {}
+        first_tagged: dict[int, int] = {}
+        for position, word in enumerate(word_ids):
+            if word is None:
+                continue
+            last_position[word] = position
+            if labelled[position]:
+                first_tagged.setdefault(word, position)
+        last_of_word = {first: last_position[word] for word, first in first_tagged.items()}
+        labelled = [position in last_of_word for position in range(len(offsets))]
+    return labelled, last_of_word
 
 
 class _Positions:
@@ -68,16 +95,7 @@ class _Positions:
         word_ids: Sequence[int | None] | None,
     ):
         self.offsets = [tuple(o) for o in offsets]
-        if labelled is None:
-            labelled = [end > start for start, end in self.offsets]
-        self.last_of_word: dict[int, int] = {}
-        if word_ids is not None:
-            # Word-level tagging: only a word's first subword carries its tag.
-            ranges = _word_ranges(self.offsets, word_ids)
-            firsts = {first: last for first, last in ranges.values()}
-            labelled = [bool(labelled[i]) and i in firsts for i in range(len(self.offsets))]
-            self.last_of_word = firsts
-        self.labelled = [bool(x) for x in labelled]
+        self.labelled, self.last_of_word = tag_positions(self.offsets, word_ids, labelled)
 
         self._positions = [p for p, lab in enumerate(self.labelled) if lab]
         self._starts = [self.offsets[p][0] for p in self._positions]
@@ -109,8 +127,8 @@ def spans_to_tags(
 
     Args:
         offsets: the fast tokenizer's ``offset_mapping`` for the text the spans index.
-        labelled: which positions may carry a tag (default: those with a non-empty offset;
-            pass ``~special_tokens_mask`` to be explicit).
+        labelled: which positions may carry a tag (default: see :func:`tag_positions`; pass
+            ``~special_tokens_mask`` or a window's label mask to be explicit).
         word_ids: the encoding's ``word_ids()``, for word-level tagging on first subwords.
 
     >>> result = spans_to_tags([Span(4, 9, "X")], [(0, 0), (0, 3), (4, 6), (6, 9), (0, 0)])
@@ -215,4 +233,4 @@ def tags_to_spans(
     return spans
 
 
-__all__ = ["SCHEMES", "SpanTags", "scheme_labels", "spans_to_tags", "tags_to_spans"]
+__all__ = ["SCHEMES", "SpanTags", "scheme_labels", "spans_to_tags", "tag_positions", "tags_to_spans"]

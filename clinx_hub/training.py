@@ -127,7 +127,6 @@ class ClinXTrainer(Trainer):
             context=config.context_size,
             mode=config.context_mode,
             label2id=config.label2id,
-            first_subword=first_subword,
         )
 
     def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval") -> dict[str, float]:
@@ -135,8 +134,13 @@ class ClinXTrainer(Trainer):
         from .evaluation import score_documents
 
         start = time.time()
+        # F1 needs the Viterbi path only: no marginals.
         predictions = extract_documents(
-            self.model, self.processing_class, self.eval_documents, batch_size=self.args.per_device_eval_batch_size
+            self.model,
+            self.processing_class,
+            self.eval_documents,
+            batch_size=self.args.per_device_eval_batch_size,
+            with_scores=False,
         )
         scores = score_documents(self.eval_documents, [d.with_spans(p) for d, p in zip(self.eval_documents, predictions)])
         metrics = {

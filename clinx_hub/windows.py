@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from .documents import Document, Finding
-from .tagging import spans_to_tags
+from .tagging import spans_to_tags, tag_positions
 
 IGNORE_INDEX = -100
 
@@ -36,6 +36,8 @@ class TokenizedDocument:
     input_ids: list[int]
     offsets: list[tuple[int, int]]
     word_ids: list[int | None]
+    labelled: list[bool]
+    """Which subwords carry a tag (see ``tagging.tag_positions``; word level: first subwords)."""
     sentence_starts: set[int] = field(default_factory=set)
     """Subword positions that begin a sentence."""
     tags: list[str | None] | None = None
@@ -103,14 +105,15 @@ def tokenize_document(
             while i < len(pending) and pending[i] <= start:
                 sentence_starts.add(position)
                 i += 1
-    tokenized = TokenizedDocument(document.id, list(encoding["input_ids"]), offsets, word_ids, sentence_starts)
+    labelled, _ = tag_positions(offsets, word_ids if first_subword else None)
+    tokenized = TokenizedDocument(document.id, list(encoding["input_ids"]), offsets, word_ids, labelled, sentence_starts)
     if label2id is not None:
         result = spans_to_tags(
             document.spans,
             offsets,
             scheme=scheme,
             word_ids=word_ids if first_subword else None,
-            labelled=[True] * len(offsets),
+            labelled=labelled,
             doc_id=document.id,
         )
         unknown = {t.split("-", 1)[1] for t in result.tags if t not in (None, "O") and t not in label2id}
@@ -133,10 +136,13 @@ def _is_word_start(doc: TokenizedDocument, position: int) -> bool:
 
 def _inside_entity(doc: TokenizedDocument, position: int) -> bool:
     """Would a cut before ``position`` split a gold entity?"""
-    if doc.tags is None or position <= 0 or position >= len(doc.tags):
+    if doc.tags is None or position <= 0:
         return False
-    tag = doc.tags[position] or "O"
-    return tag[0] in ("I", "E")
+    # The tag that matters is that of the next subword that carries one.
+    for tag in doc.tags[position:]:
+        if tag is not None:
+            return tag[0] in ("I", "E")
+    return False
 
 
 def _choose_cut(doc: TokenizedDocument, start: int, latest: int, earliest: int) -> int:
@@ -202,7 +208,6 @@ def build_windows(
     context: int,
     mode: str = "window",
     label2id: dict[str, int] | None = None,
-    first_subword: bool = False,
 ) -> list[Window]:
     """All windows of all documents, in document order; with ``label2id``, centre labels too.
 
@@ -217,7 +222,7 @@ def build_windows(
         for start, end in centres(doc, room, context, mode):
             left, right = max(0, start - context), min(len(doc.input_ids), end + context)
             positions = [-1] * len(special.prefix) + list(range(left, right)) + [-1] * len(special.suffix)
-            mask = [start <= p < end and (not first_subword or _is_word_start(doc, p)) for p in positions]
+            mask = [start <= p < end and doc.labelled[p] for p in positions]
             window = Window(
                 doc_index, special.prefix + doc.input_ids[left:right] + special.suffix, positions, (start, end), mask
             )

@@ -47,8 +47,14 @@ def test_centres_tile_every_document_exactly_once_within_bounds(
                 assert LABELS[label] == doc.tags[position] or doc.tags[position][0] in "IE"
             else:
                 assert label == -100
-    expected = {(i, p) for i, t in enumerate(tokenized) for p in range(len(t.input_ids))}
+    expected = {(i, p) for i, t in enumerate(tokenized) for p in range(len(t.input_ids)) if t.labelled[p]}
     assert set(covered) == expected and set(covered.values()) <= {1}
+    for i, t in enumerate(tokenized):  # the centres themselves tile every subword
+        tiles = sorted(w.centre for w in windows if w.doc_index == i)
+        assert [p for start, end in tiles for p in range(start, end)] == list(range(len(t.input_ids)))
+    # XLM-R-style "▁" subwords repeat the next subword's offsets: they carry no tag of their own
+    bare = [(i, p) for i, t in enumerate(tokenized) for p, o in enumerate(t.offsets[:-1]) if o == t.offsets[p + 1]]
+    assert bare and not any(tokenized[i].labelled[p] for i, p in bare)
 
 
 def test_long_documents_need_several_windows_and_short_ones_one(documents, tiny_tokenizer) -> None:
@@ -99,7 +105,11 @@ def test_context_too_large_for_the_window_is_an_error(documents, tiny_tokenizer)
 
 def test_word_level_windows_label_first_subwords_only(documents, tiny_tokenizer) -> None:
     doc = tokenize_document(documents[3], tiny_tokenizer, LABEL2ID, first_subword=True)
-    [window] = build_windows([doc], tiny_tokenizer, max_length=512, context=0, label2id=LABEL2ID, first_subword=True)
+    [window] = build_windows([doc], tiny_tokenizer, max_length=512, context=0, label2id=LABEL2ID)
     labelled = [p for p, m in zip(window.positions, window.label_mask) if m]
-    assert labelled and all(doc.word_ids[p] != doc.word_ids[p - 1] for p in labelled if p > 0)
+    words = [doc.word_ids[p] for p in labelled]
+    assert len(words) == len(set(words)) == len({w for w in doc.word_ids if w is not None})  # one per word
+    for p in labelled:  # ...its first subword with characters of its own
+        earlier = [q for q in range(p) if doc.word_ids[q] == doc.word_ids[p]]
+        assert all(doc.offsets[q] == doc.offsets[q + 1] for q in earlier)
     assert len(labelled) < len(doc.input_ids)

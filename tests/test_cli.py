@@ -1,0 +1,86 @@
+"""The clinx command line end to end on tiny models and synthetic notes."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from clinx_hub.cli import main
+from clinx_hub.synthetic import write_synthetic_corpus
+
+TINY = ["--epochs", "3", "--lr", "5e-3", "--window-length", "96", "--context", "16", "--batch-size", "8"]
+
+
+@pytest.fixture(scope="module")
+def synthetic_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_synthetic_corpus(tmp_path_factory.mktemp("notes"), n_train=16, n_dev=4, n_test=6, seed=3)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory, synthetic_dir: Path, tiny_backbone_dir: Path) -> Path:
+    out = tmp_path_factory.mktemp("model")
+    assert main(["train", "brat", "--data-dir", str(synthetic_dir), "--model", str(tiny_backbone_dir),
+                 "--out", str(out), *TINY]) == 0
+    return out
+
+
+def test_train_writes_a_model_and_scores_the_report_split(trained: Path, capsys) -> None:
+    record = json.loads((trained / "training_record.json").read_text())
+    assert record["evaluation"]["split"] == "test" and record["evaluation"]["documents"] == 6
+    assert record["training_splits"] == ["train"] and record["members"][0]["eval_documents"] == 4
+    assert {"config.json", "model.safetensors", "modeling_clinx.py", "tokenizer.json"} <= {p.name for p in trained.iterdir()}
+
+
+def test_score_of_predicted_brat_equals_evaluate(trained: Path, synthetic_dir: Path, tmp_path: Path, capsys) -> None:
+    assert main(["predict", str(trained), str(synthetic_dir / "test"), "--out", str(tmp_path / "pred")]) == 0
+    assert len(list((tmp_path / "pred").glob("*.ann"))) == 6
+    capsys.readouterr()
+    assert main(["score", "--gold", str(synthetic_dir / "test"), "--pred", str(tmp_path / "pred"), "--json"]) == 0
+    scored = json.loads(capsys.readouterr().out)
+    assert main(["evaluate", str(trained), "brat", "--data-dir", str(synthetic_dir), "--split", "test", "--json"]) == 0
+    evaluated = json.loads(capsys.readouterr().out)
+    assert scored["micro"] == evaluated["micro"]
+
+
+def test_predict_jsonl_for_one_file(trained: Path, synthetic_dir: Path, tmp_path: Path) -> None:
+    note = sorted((synthetic_dir / "test").glob("*.txt"))[0]
+    assert main(["predict", str(trained), str(note), "--out", str(tmp_path), "--format", "jsonl"]) == 0
+    [line] = (tmp_path / "predictions.jsonl").read_text().splitlines()
+    row = json.loads(line)
+    text = note.read_text(encoding="utf-8")
+    assert row["id"] == note.stem
+    assert all(text[s["start"] : s["end"]] == s["text"] and 0 <= s["score"] <= 1 for s in row["spans"])
+
+
+def test_a_hub_id_offline_fails_at_once_with_the_way_out(tmp_path: Path, capsys, monkeypatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    started = time.time()
+    code = main(["train", "meddocan", "--data-dir", str(tmp_path), "--model", "clin-x-es", "--out", str(tmp_path / "o")])
+    assert code == 2 and time.time() - started < 10
+    message = capsys.readouterr().err
+    assert "llange/xlm-roberta-large-spanish-clinical" in message and "local folder" in message
+
+
+def test_labels_outside_the_task_are_a_clear_error(synthetic_dir: Path, tiny_backbone_dir: Path, tmp_path: Path, capsys) -> None:
+    code = main(["train", "pharmaconer", "--data-dir", str(synthetic_dir / "train"), "--model", str(tiny_backbone_dir),
+                 "--out", str(tmp_path), *TINY])
+    assert code == 2
+    assert "not in the model's label set" in capsys.readouterr().err
+
+
+def test_quickstart_trains_and_scores_a_small_ensemble(tiny_backbone_dir: Path, tmp_path: Path, capsys) -> None:
+    assert main(["quickstart", "--out", str(tmp_path), "--model", str(tiny_backbone_dir)]) == 0
+    printed = capsys.readouterr().out
+    assert "strict micro F1 on 15 test notes" in printed and "3-member ensemble" in printed
+    assert (tmp_path / "model" / "ensemble.json").is_file() and len(list((tmp_path / "model" / "members").iterdir())) == 3
+    record = json.loads((tmp_path / "quickstart.json").read_text())
+    assert record["splits"] == 3 and record["evaluation"]["micro"]["support"] > 0
+    notes = [p.read_text(encoding="utf-8") for p in (tmp_path / "data" / "train").glob("*.txt")]
+    record_text = (tmp_path / "quickstart.json").read_text()
+    assert not any(sentence in record_text for text in notes for sentence in text.split(". ") if len(sentence) > 20)
