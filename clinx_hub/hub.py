@@ -17,6 +17,10 @@ DEFAULT_ORGANISATION = os.environ.get("CLINX_HUB_ORG", "clinx-hub")
 """Where fine-tuned models are named (``clinx-hub/clin-x-es-meddocan``); set ``CLINX_HUB_ORG``."""
 
 
+MODEL_FILES = ("config.json", "ensemble.json")
+"""A model folder has the first, an ensemble folder the second (its members hold the configs)."""
+
+
 class ModelNotAvailable(OSError):
     """A model name that is neither a local folder nor reachable on the Hub."""
 
@@ -47,22 +51,25 @@ def available_model(name: str | Path) -> str:
     """
     resolved = resolve_model_name(name)
     if Path(resolved).exists():
-        if not (Path(resolved) / "config.json").is_file():
-            raise ModelNotAvailable(f"{resolved} is a folder but has no config.json: not a transformers model folder")
+        if not any((Path(resolved) / name).is_file() for name in MODEL_FILES):
+            raise ModelNotAvailable(
+                f"{resolved} is a folder but has neither config.json nor ensemble.json: not a model folder"
+            )
         return resolved
     from huggingface_hub import constants, hf_hub_download
 
-    try:
-        hf_hub_download(resolved, "config.json", local_files_only=True)
-        return resolved
-    except Exception:  # not cached: the Hub must be reachable
-        pass
+    for name in MODEL_FILES:
+        try:
+            hf_hub_download(resolved, name, local_files_only=True)
+            return resolved
+        except Exception:  # not cached: the Hub must be reachable
+            pass
     try:
         if constants.HF_HUB_OFFLINE:
             raise ConnectionError("HF_HUB_OFFLINE is set")
         # One quick connection attempt: the client itself would retry for half a minute.
         _reachable(constants.ENDPOINT)
-        hf_hub_download(resolved, "config.json")
+        _download_first(resolved)
     except Exception as error:  # offline, no route, unknown repo: all end the same way
         folder = resolved.split("/")[-1]
         raise ModelNotAvailable(
@@ -71,6 +78,20 @@ def available_model(name: str | Path) -> str:
             f"(`hf download {resolved} --local-dir ./{folder}`) and pass that local folder: --model ./{folder}"
         ) from error
     return resolved
+
+
+def _download_first(repo_id: str) -> None:
+    """Fetch the file that makes ``repo_id`` a model (a single model's config or an ensemble's spec)."""
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import EntryNotFoundError
+
+    for name in MODEL_FILES[:-1]:
+        try:
+            hf_hub_download(repo_id, name)
+            return
+        except EntryNotFoundError:
+            continue
+    hf_hub_download(repo_id, MODEL_FILES[-1])
 
 
 def _reachable(endpoint: str, timeout: float = 3.0) -> None:

@@ -115,7 +115,9 @@ def convert(task_name: str, data_dir: Path, out: Path, *, overwrite: bool = Fals
     splits = load_task(task_name, data_dir)
     _prepare(out, overwrite)
     stats = {split: split_statistics(docs, task.labels, with_text=False) for split, docs in splits.items()}
-    labels = task.labels + tuple(sorted({label for s in stats.values() for label in s["unexpected_labels"]}))
+    # Labels found beyond the declared set (all of them for a plain "brat" folder) are kept, not lost.
+    found = {label for s in stats.values() for label in s["labels"]}
+    labels = task.labels + tuple(sorted(found - set(task.labels)))
     tags = tag_names(labels)
     tag_ids = {tag: i for i, tag in enumerate(tags)}
     for split, documents in splits.items():

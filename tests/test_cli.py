@@ -84,3 +84,16 @@ def test_quickstart_trains_and_scores_a_small_ensemble(tiny_backbone_dir: Path, 
     notes = [p.read_text(encoding="utf-8") for p in (tmp_path / "data" / "train").glob("*.txt")]
     record_text = (tmp_path / "quickstart.json").read_text()
     assert not any(sentence in record_text for text in notes for sentence in text.split(". ") if len(sentence) > 20)
+
+
+def test_available_model_accepts_model_and_ensemble_folders(trained: Path, tmp_path: Path) -> None:
+    from clinx_hub.ensemble import ClinXEnsemble, load_extractor
+    from clinx_hub.hub import ModelNotAvailable, available_model
+
+    single = load_extractor(trained)
+    ClinXEnsemble([single, single]).save_pretrained(tmp_path / "ensemble")
+    assert available_model(trained) == str(trained)
+    assert available_model(tmp_path / "ensemble") == str(tmp_path / "ensemble")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ModelNotAvailable, match="neither config.json nor ensemble.json"):
+        available_model(tmp_path / "empty")

@@ -109,3 +109,17 @@ def test_cli_converts_a_synthetic_i2b2_folder_and_refuses_to_overwrite(tmp_path,
     (out / "mine.txt").write_text("kept", encoding="utf-8")
     assert main(["data", "convert", "i2b2-2014", "--data-dir", str(source), "--out", str(out), "--overwrite"]) == 0
     assert (out / "mine.txt").read_text(encoding="utf-8") == "kept"
+
+
+def test_a_plain_brat_folder_converts_with_the_labels_found_in_it(tmp_path) -> None:
+    """The "brat" task declares no label set: every label in the data becomes a tag."""
+    from datasets import load_dataset
+
+    from clinx_hub.hub_datasets import convert
+    from clinx_hub.synthetic import SYNTHETIC_LABELS, write_synthetic_corpus
+
+    data = write_synthetic_corpus(tmp_path / "notes", n_train=8, n_dev=2, n_test=2, seed=1)
+    out = convert("brat", data, tmp_path / "hub")
+    names = load_dataset(str(out), "sentences", split="train").features["ner_tags"].feature.names
+    found = {name.split("-", 1)[1] for name in names if name != "O"}
+    assert found and found <= set(SYNTHETIC_LABELS)
