@@ -3,7 +3,7 @@
 A :class:`ClinXCardData` holds the user fields (name, repo id, language, licence, datasets,
 intended use) and, once :meth:`ClinXCardData.from_folder` has read ``training_record.json`` and
 ``config.json``, the automatic ones (set-up, per-label scores, ensemble members, transfer
-source). ``model_cards/model_card_template.md`` renders it with
+source). ``model_card_template.md`` (beside this file; linked from ``model_cards/``) renders it with
 ``huggingface_hub.ModelCard.from_template``; the YAML header carries a ``model-index`` with the
 strict micro P/R/F1 of the report split.
 
@@ -20,7 +20,8 @@ from typing import Any
 
 from .hub import DEFAULT_ORGANISATION, MODEL_ALIASES
 
-TEMPLATE_PATH = Path(__file__).resolve().parents[1] / "model_cards" / "model_card_template.md"
+TEMPLATE_PATH = Path(__file__).resolve().parent / "model_card_template.md"
+"""Shipped inside the package (pip installs it); ``model_cards/`` links to it beside the released cards."""
 CARD_FILE = "README.md"
 TRAINING_RECORD = "training_record.json"  # as training.py writes it (not imported: torch-free)
 ENSEMBLE_FILE = "ensemble.json"
@@ -328,8 +329,7 @@ class ClinXCardData:
         from huggingface_hub import ModelCard
 
         if not Path(template_path).is_file():
-            # The template lives in the repository's model_cards/, next to the released cards.
-            raise FileNotFoundError(f"model card template {template_path} not found (install clinx_hub from its repository)")
+            raise FileNotFoundError(f"model card template {template_path} not found")
         card = ModelCard.from_template(
             self.to_model_card_data(), template_path=str(template_path), card=_View(self),
         )
