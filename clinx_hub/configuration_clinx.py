@@ -37,6 +37,9 @@ class ClinXConfig(PretrainedConfig):
             ``E-x`` -> ``I-x``) and whose softmax at that tag is the tag's CRF marginal, so that
             transformers' ``token-classification`` pipeline shows the CRF's spans. Off by
             default; training and clinx_hub's own extraction always use the raw emissions.
+            The chain runs over every subword but the first and last (special) ones: forward
+            sees no offsets, so XLM-R's bare ``▁`` subwords, which extraction leaves untagged,
+            stay in it, and the path next to them can differ from ``clinx-extraction``'s.
 
     >>> config = ClinXConfig(encoder={"model_type": "bert", "hidden_size": 32}, id2label={0: "O"})
     >>> config.label_scheme, config.context_size

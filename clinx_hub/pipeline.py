@@ -13,6 +13,9 @@ How it differs from ``pipeline("token-classification")`` on the same model:
   independently and keeps the longer of two overlapping entities.
 - **Scores.** A span's score is the mean CRF marginal of its subwords' tags.
 
+``config.viterbi_logits=True`` makes ``token-classification`` show the CRF path (as BIO) on text
+that fits one window and has no bare ``▁`` subword; see :class:`clinx_hub.ClinXConfig`.
+
 All of it is :func:`clinx_hub.extraction.extract_documents`; this module only adapts inputs and
 outputs. Single models load with ``pipeline("clinx-extraction", model=...)``; ensemble folders
 (``ensemble.json``, no ``config.json`` at the top) through :func:`extraction_pipeline`.

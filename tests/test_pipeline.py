@@ -13,6 +13,7 @@ import clinx_hub  # noqa: F401  (registers the task)
 from clinx_hub import ClinXForTokenClassification, scheme_labels
 from clinx_hub.extraction import extract_documents
 from clinx_hub.outputs import deidentify
+from clinx_hub.tagging import tag_positions
 from clinx_hub.windows import build_windows, tokenize_document
 
 LABELS = scheme_labels(["NOMBRE", "LUGAR"], "bioes")
@@ -119,23 +120,30 @@ def test_ensemble_folder_through_extraction_pipeline(tmp_path: Path, tiny_backbo
 
 
 def test_token_classification_with_viterbi_logits_gives_the_crf_spans(model_dir: Path, loaded) -> None:
-    """On a one-window text whose emission argmax is not the Viterbi path."""
+    """On a one-window text whose emission argmax is not the Viterbi path.
+
+    The text has no bare ``▁`` subword: extraction leaves those out of the chain
+    (``tagging.tag_positions``), forward cannot see offsets and keeps them in (a known limit).
+    """
     model, tokenizer = loaded
-    encoded = tokenizer(SHORT, return_tensors="pt")
+    text = "Paciente con dolor abdominal"
+    encoded = tokenizer(text, return_tensors="pt", return_offsets_mapping=True)
+    assert all(tag_positions(encoded.pop("offset_mapping")[0].tolist()[1:-1])[0])
     emissions = model(**encoded).logits
     labelled = torch.zeros_like(encoded["attention_mask"], dtype=torch.bool)
     labelled[0, 1:-1] = True
     viterbi = model.decode(logits=emissions, label_mask=labelled)[0, 1:-1]
     assert not torch.equal(emissions[0, 1:-1].argmax(-1), viterbi)
 
-    crf_spans = extract_documents(model, tokenizer, [SHORT])[0]
+    crf_spans = extract_documents(model, tokenizer, [text])[0]
+    assert crf_spans
     crf_keys = [(s.label, s.start, s.end) for s in crf_spans]
 
     def keys(entities: list[dict]) -> list[tuple]:
         return [(e["entity_group"], e["start"], e["end"]) for e in entities]
 
     plain = pipeline("token-classification", model=str(model_dir), aggregation_strategy="simple", device="cpu")
-    assert keys(plain(SHORT)) != crf_keys  # the argmax, with E-/S- read as entity types of their own
+    assert keys(plain(text)) != crf_keys  # the argmax, with E-/S- read as entity types of their own
 
     fixed = pipeline(
         "token-classification",
@@ -144,7 +152,7 @@ def test_token_classification_with_viterbi_logits_gives_the_crf_spans(model_dir:
         device="cpu",
         model_kwargs={"viterbi_logits": True},
     )
-    entities = fixed(SHORT)
+    entities = fixed(text)
     assert keys(entities) == crf_keys
     # Scores are the mean marginal, as in extract_documents, except that a subword's marginal
     # below 1/num_labels is raised to it (a softmax cannot put its maximum lower).
