@@ -37,6 +37,7 @@ from transformers import AutoConfig, AutoModel, AutoModelForTokenClassification,
 
 from .configuration_clinx import ClinXConfig
 from .documents import Document
+from .extraction import pad_windows
 from .windows import SpecialTokens, TokenizedDocument, build_windows, tokenize_document
 
 logger = logging.getLogger(__name__)
@@ -104,13 +105,14 @@ def _window_settings(model: PreTrainedModel, encoder: PreTrainedModel, tokenizer
     config = model.config
     context, mode = (config.context_size, config.context_mode) if isinstance(config, ClinXConfig) else (100, "window")
     if isinstance(config, ClinXConfig):  # the windows it was trained with
-        return min(config.max_window_length(), tokenizer.model_max_length), context, mode
-    max_length = min(512, tokenizer.model_max_length)
-    # As a cap only: RoBERTa-style position ids start after the padding index, so an encoder with
-    # P position embeddings reads at most P - 2 subwords (BERT reads P; capping at P - 2 is safe).
-    positions = getattr(encoder.config, "max_position_embeddings", None)
-    if positions:
-        max_length = min(max_length, positions - 2)
+        max_length = min(config.max_window_length(), tokenizer.model_max_length)
+    else:
+        max_length = min(512, tokenizer.model_max_length)
+        # As a cap only: RoBERTa-style position ids start after the padding index, so an encoder
+        # with P position embeddings reads at most P - 2 subwords (BERT reads P; P - 2 is safe).
+        positions = getattr(encoder.config, "max_position_embeddings", None)
+        if positions:
+            max_length = min(max_length, positions - 2)
     # A window needs room for a centre between its two contexts; an encoder too short for the
     # configured context could not have been trained with it either, so only then shrink it.
     room = max_length - SpecialTokens(tokenizer).count
@@ -145,17 +147,19 @@ def _subword_features(
         with torch.no_grad():
             for start in range(0, len(windows), batch_size):
                 batch = windows[start : start + batch_size]
-                width = max(len(w.input_ids) for w in batch)
-                ids = torch.full((len(batch), width), pad, device=device)
-                mask = torch.zeros((len(batch), width), dtype=torch.long, device=device)
-                for row, window in enumerate(batch):
-                    ids[row, : len(window.input_ids)] = torch.tensor(window.input_ids)
-                    mask[row, : len(window.input_ids)] = 1
-                out = encoder(input_ids=ids, attention_mask=mask, output_hidden_states=layer != -1, return_dict=True)
+                inputs = pad_windows(batch, pad, with_labels=False)
+                out = encoder(
+                    input_ids=inputs["input_ids"].to(device),
+                    attention_mask=inputs["attention_mask"].to(device),
+                    output_hidden_states=layer != -1,
+                    return_dict=True,
+                )
                 states = out.last_hidden_state if layer == -1 else out.hidden_states[layer]
                 for row, window in zip(states.float().cpu(), batch):
-                    for i, (position, centre) in enumerate(zip(window.positions, window.label_mask)):
-                        if centre and position < keep[window.doc_index]:
+                    # Every centre subword, tagged or not (a bare "▁" has features too).
+                    first, last = window.centre
+                    for i, position in enumerate(window.positions):
+                        if first <= position < last and position < keep[window.doc_index]:
                             features[window.doc_index][position] = row[i]
     finally:
         encoder.train(was_training)
