@@ -25,8 +25,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .documents import Document, Span
-from .ensemble import ENSEMBLE_FILE, MEMBERS_DIR, Extractor, load_extractor
+from .documents import Document
+from .ensemble import ENSEMBLE_FILE, Extractor, load_extractor
 from .outputs import DEID_TASKS, deidentify, highlighted, jsonl_lines
 from .quickstart import DEFAULT_OUT
 
