@@ -15,8 +15,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import os
-import platform
 import statistics
 import sys
 import time
@@ -27,6 +25,7 @@ from torchcrf import CRF
 
 from clinx_hub.modeling_clinx import LinearChainCRF, scheme_constraints
 from clinx_hub.tagging import scheme_labels
+from clinx_hub.training import hardware
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -99,20 +98,6 @@ def bench_one(entity_types: int, batch: int, length: int, device: str, repeats: 
     row["decode_speedup"] = row["decode_ms_pytorch_crf"] / row["decode_ms_ours"]
     row["nll_speedup"] = row["nll_fwd_bwd_ms_pytorch_crf"] / row["nll_fwd_bwd_ms_ours"]
     return row
-
-
-def hardware(device: str) -> str:
-    if device == "cuda":
-        return f"{torch.cuda.get_device_name()} (torch {torch.__version__}, CUDA {torch.version.cuda})"
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {torch.get_num_threads()} torch threads, {os.cpu_count()} cores (torch {torch.__version__})"
 
 
 def render(rows: list[dict], meta: dict) -> str:

@@ -34,7 +34,6 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -78,18 +77,6 @@ class EncoderPositions:
         mask = kwargs.get("attention_mask")
         ids = args[0] if args else kwargs.get("input_ids")
         self.count += int(mask.sum()) if mask is not None else ids.numel()
-
-
-def hardware() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {torch.get_num_threads()} torch threads, {os.cpu_count()} cores (torch {torch.__version__})"
 
 
 def run_modes(texts: list[str], batch_size: int, stride: int, modes: list[str], repeats: int) -> tuple[list[dict], int]:
@@ -285,9 +272,11 @@ def main(argv: list[str] | None = None) -> int:
     (args.out.parent / "long-note.txt").unlink(missing_ok=True)
     load_end = " ".join(f"{x:.1f}" for x in os.getloadavg())
     model, _ = fresh_model()
+    from clinx_hub.training import hardware
+
     meta = {
         "date": datetime.datetime.now().isoformat(timespec="minutes"),
-        "hardware": hardware(),
+        "hardware": hardware("cpu"),
         "command": "python benchmarks/extraction.py " + " ".join(sys.argv[1:] if argv is None else argv),
         "load_start": load_start,
         "load_end": load_end,

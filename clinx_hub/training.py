@@ -8,6 +8,7 @@ Data flows one way: documents -> windows (``windows.py``) -> model -> spans (``e
 from __future__ import annotations
 
 import json
+import os
 import platform
 import random
 import shutil
@@ -272,10 +273,22 @@ def train_one(
     return trainer.model, record
 
 
-def hardware() -> str:
-    if torch.cuda.is_available():
-        return torch.cuda.get_device_name()
-    return f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+def hardware(device: str | None = None) -> str:
+    """What a figure was measured on: the GPU, or the CPU model, torch threads and cores.
+
+    ``device`` is ``"cuda"`` or ``"cpu"``; by default the GPU when one is visible.
+    """
+    if device == "cuda" or (device is None and torch.cuda.is_available()):
+        return f"{torch.cuda.get_device_name()} (torch {torch.__version__}, CUDA {torch.version.cuda})"
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {torch.get_num_threads()} torch threads, {os.cpu_count()} cores (torch {torch.__version__})"
 
 
 def default_arguments(output_dir: str | Path, **overrides) -> ClinXTrainingArguments:
