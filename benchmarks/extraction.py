@@ -8,16 +8,18 @@ the same batch size:
 - ``clinx window``: ``pipeline("clinx-extraction")``, context 100, window mode (CLIN-X's inference).
 - ``token-classification``: transformers' pipeline, argmax of the same emissions,
   ``aggregation_strategy="simple"``, ``stride`` so that long notes are covered.
+- ``token-classification stride 200``: the same with chunks overlapping by 200 subwords, the
+  overlap clinx's windows have (100 of context on each side of a cut): like for like.
 - ``token-classification + viterbi_logits``: the same with ``config.viterbi_logits=True``
   (per-chunk CRF path, for reference).
 - ``clinx sentence``: ``config.context_mode = "sentence"`` (the paper's one window per sentence).
 
 Subwords/s divide the notes' subwords (tokenized once, without special tokens) by wall time;
 encoder positions are counted by a hook on the encoder (``attention_mask.sum()``, so padding is
-not counted). Modes run interleaved, ``--repeats`` rounds, the fastest round counting: on a
+not counted; "with padding" counts every position the encoder computed). Modes run interleaved, ``--repeats`` rounds, the fastest round counting: on a
 shared machine the load changes from minute to minute. A second part runs one long note (test
 notes concatenated) of 250k, 500k and 1M characters, each in a fresh subprocess, and reports time
-and peak RSS; ``--long-random-encoder`` replaces the encoder there by random hidden states, to
+and peak RSS (notes over ``streaming.STREAM_CHARS`` take the piece-by-piece path); ``--long-random-encoder`` replaces the encoder there by random hidden states, to
 measure everything else of extraction at sizes the real encoder makes slow on a small CPU.
 
 On an oversubscribed CPU give ``--threads 1``: the CRF's many tiny per-position operations
@@ -71,12 +73,14 @@ class EncoderPositions:
 
     def __init__(self, model):
         self.count = 0
+        self.padded = 0
         self.handle = model.encoder.register_forward_pre_hook(self._hook, with_kwargs=True)
 
     def _hook(self, module, args, kwargs):
         mask = kwargs.get("attention_mask")
         ids = args[0] if args else kwargs.get("input_ids")
         self.count += int(mask.sum()) if mask is not None else ids.numel()
+        self.padded += ids.numel()
 
 
 def run_modes(texts: list[str], batch_size: int, stride: int, modes: list[str], repeats: int) -> tuple[list[dict], int]:
@@ -97,9 +101,24 @@ def run_modes(texts: list[str], batch_size: int, stride: int, modes: list[str], 
         stride=stride,
         device="cpu",
     )
+    # The same pipeline with chunks overlapping by twice the stride: clinx's overlap between
+    # windows (context on both sides), for a like-for-like reference.
+    wide_overlap = pipeline(
+        "token-classification",
+        model=model,
+        tokenizer=tokenizer,
+        aggregation_strategy="simple",
+        stride=2 * stride,
+        device="cpu",
+    )
     runners = {
         "clinx window": ("window", False, lambda: clinx(texts, batch_size=batch_size)),
         "token-classification": ("window", False, lambda: token_classification(texts, batch_size=batch_size)),
+        f"token-classification stride {2 * stride}": (
+            "window",
+            False,
+            lambda: wide_overlap(texts, batch_size=batch_size),
+        ),
         "token-classification + viterbi_logits": (
             "window",
             True,
@@ -114,7 +133,7 @@ def run_modes(texts: list[str], batch_size: int, stride: int, modes: list[str], 
             model.config.context_mode, model.config.viterbi_logits = context_mode, viterbi_logits
             if round_ == 0:
                 clinx([texts[0]]) if name.startswith("clinx") else token_classification(texts[:1])  # warm-up
-            counter.count = 0
+            counter.count = counter.padded = 0
             start = time.perf_counter()
             outputs = run()
             seconds = time.perf_counter() - start
@@ -128,6 +147,7 @@ def run_modes(texts: list[str], batch_size: int, stride: int, modes: list[str], 
                     subwords_per_s=subwords / seconds,
                     encoder_positions=counter.count,
                     positions_per_subword=counter.count / subwords,
+                    computed_positions_per_subword=counter.padded / subwords,
                     spans=sum(len(spans) for spans in outputs),
                 )
     model.config.context_mode, model.config.viterbi_logits = "window", False
@@ -156,9 +176,9 @@ def long_note_child(text_file: str, chars: int, batch_size: int, random_encoder:
     start = time.perf_counter()
     spans = extract_documents(model, tokenizer, [text], batch_size=batch_size)[0]
     seconds = time.perf_counter() - start
-    subwords = len(tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"])
+    # Peak RSS before anything else runs here (the parent counts the subwords).
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"chars": len(text), "subwords": subwords, "seconds": seconds, "spans": len(spans),
+    print(json.dumps({"chars": len(text), "seconds": seconds, "spans": len(spans),
                       "rss_after_load_mb": before, "peak_rss_mb": peak}))
 
 
@@ -168,12 +188,14 @@ def run_long(texts: list[str], sizes: list[int], batch_size: int, scratch: Path,
         source = source + " " + source
     text_file = scratch / "long-note.txt"
     text_file.write_text(source[: max(sizes)])
+    _, tokenizer = fresh_model()
     rows = []
     for chars in sizes:
         command = [sys.executable, __file__, "--child-long", str(text_file), str(chars), "--batch-size", str(batch_size)]
         command += ["--threads", str(torch.get_num_threads())] + (["--long-random-encoder"] if random_encoder else [])
         result = subprocess.run(command, capture_output=True, text=True, check=True)
         row = json.loads(result.stdout.strip().splitlines()[-1])
+        row["subwords"] = len(tokenizer(source[:chars], add_special_tokens=False, verbose=False)["input_ids"])
         row["seconds_per_100k_chars"] = row["seconds"] / chars * 100_000
         rows.append(row)
         print(f"{chars:>9,} chars {row['subwords']:>8,} subwords {row['seconds']:8.1f} s peak RSS {row['peak_rss_mb']:7.0f} MB"
@@ -204,13 +226,14 @@ def render(meta: dict, rows: list[dict], long_rows: list[dict]) -> str:
     if rows:
         lines += [
             "",
-            "| mode | seconds | subwords/s | vs token-classification | encoder positions / subword | spans |",
-            "|---|---:|---:|---:|---:|---:|",
+            "| mode | seconds | subwords/s | vs token-classification | encoder positions / subword | with padding | spans |",
+            "|---|---:|---:|---:|---:|---:|---:|",
         ]
     for r in rows:
         ratio = f"{r['subwords_per_s'] / reference['subwords_per_s']:.2f}x" if reference else "-"
         lines.append(
-            f"| {r['mode']} | {r['seconds']:.1f} | {r['subwords_per_s']:.0f} | {ratio} | {r['positions_per_subword']:.2f} | {r['spans']} |"
+            f"| {r['mode']} | {r['seconds']:.1f} | {r['subwords_per_s']:.0f} | {ratio} | {r['positions_per_subword']:.2f}"
+            f" | {r.get('computed_positions_per_subword', float('nan')):.2f} | {r['spans']} |"
         )
     if long_rows:
         lines += [
@@ -238,7 +261,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=2, help="rounds per mode, interleaved; the fastest counts")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own choice)")
     parser.add_argument("--stride", type=int, default=100, help="token-classification chunk overlap in subwords")
-    parser.add_argument("--modes", default="clinx window,token-classification,token-classification + viterbi_logits,clinx sentence")
+    parser.add_argument(
+        "--modes",
+        default="clinx window,token-classification,token-classification stride 200,"
+        "token-classification + viterbi_logits,clinx sentence",
+        help="comma-separated; in 'token-classification stride N', N = 2 x --stride",
+    )
     parser.add_argument("--long-chars", default="250000,500000,1000000", help="sizes of the long note; '' skips it")
     parser.add_argument("--long-random-encoder", action="store_true", help="long note without the encoder's cost")
     parser.add_argument("--corpora", type=Path, default=CORPORA)

@@ -8,10 +8,11 @@ the CRF's tag marginals (softmax probabilities without a CRF), averaged over a s
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import torch
 
+from . import streaming
 from .documents import Document, Span
 from .modeling_clinx import ClinXForTokenClassification
 from .sentences import split_sentences
@@ -68,29 +69,42 @@ def document_emissions(
         context=config.context_size,
         mode=config.context_mode,
     )
-    device = next(model.parameters()).device
     emissions = [torch.zeros(len(t.input_ids), config.num_labels) for t in tokenized]
     masks = [torch.zeros(len(t.input_ids), dtype=torch.bool) for t in tokenized]
+    for window, positions, rows in encode_windows(model, tokenizer, windows, batch_size=batch_size):
+        emissions[window.doc_index][positions] = rows
+        masks[window.doc_index][positions] = True
+    return tokenized, emissions, masks
+
+
+@torch.no_grad()
+def encode_windows(
+    model: ClinXForTokenClassification, tokenizer, windows: Sequence[Window], *, batch_size: int = 16
+) -> Iterator[tuple[Window, torch.Tensor, torch.Tensor]]:
+    """Each window with its labelled document positions ``[k]`` and their emissions ``[k, tags]``.
+
+    Windows are encoded in length-sorted batches (little padding), so they come back in that order.
+    """
+    device = next(model.parameters()).device
     order = sorted(range(len(windows)), key=lambda i: len(windows[i].input_ids))
     was_training = model.training
     model.eval()
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    for start in range(0, len(order), batch_size):
-        chunk = [windows[i] for i in order[start : start + batch_size]]
-        batch = pad_windows(chunk, pad_id, with_labels=False)
-        logits = model(
-            input_ids=batch["input_ids"].to(device),
-            attention_mask=batch["attention_mask"].to(device),
-            viterbi_logits=False,  # stitching and marginals need the raw emissions
-        ).logits.float().cpu()
-        for row, window in enumerate(chunk):
-            n = len(window.positions)
-            keep = batch["label_mask"][row, :n]
-            positions = torch.tensor(window.positions)[keep]
-            emissions[window.doc_index][positions] = logits[row, :n][keep]
-            masks[window.doc_index][positions] = True
-    model.train(was_training)
-    return tokenized, emissions, masks
+    try:
+        for start in range(0, len(order), batch_size):
+            chunk = [windows[i] for i in order[start : start + batch_size]]
+            batch = pad_windows(chunk, pad_id, with_labels=False)
+            logits = model(
+                input_ids=batch["input_ids"].to(device),
+                attention_mask=batch["attention_mask"].to(device),
+                viterbi_logits=False,  # stitching and marginals need the raw emissions
+            ).logits.float().cpu()
+            for row, window in enumerate(chunk):
+                n = len(window.positions)
+                keep = batch["label_mask"][row, :n]
+                yield window, torch.tensor(window.positions)[keep], logits[row, :n][keep]
+    finally:
+        model.train(was_training)
 
 
 DECODE_POSITIONS = 1 << 16
@@ -110,6 +124,10 @@ def _decode_batches(lengths: Sequence[int]) -> list[list[int]]:
     return batches
 
 
+GROUP_CHARS = 200_000
+"""Characters of notes extracted together: bounds the memory of a call with very many notes."""
+
+
 @torch.no_grad()
 def extract_documents(
     model: ClinXForTokenClassification,
@@ -121,10 +139,42 @@ def extract_documents(
 ) -> list[list[Span]]:
     """Predicted spans of each document (or raw text), with character offsets and confidences.
 
+    Notes are processed in groups of about ``GROUP_CHARS`` characters; a note longer than
+    ``streaming.STREAM_CHARS`` alone, piece by piece (``streaming.extract_long``), so that memory
+    does not grow with the length of a note or the number of notes.
+
     >>> extract_documents(model, tokenizer, ["Paciente de 45 años."])  # doctest: +SKIP
     [[Span(start=12, end=19, label='EDAD_SUJETO_ASISTENCIA', text='45 años', score=0.98)]]
     """
     documents = _as_documents(documents)
+    results: list[list[Span]] = [[] for _ in documents]
+    group: list[int] = []
+    size = 0
+
+    def flush() -> None:
+        nonlocal size
+        for i, spans in zip(group, _extract_group(model, tokenizer, [documents[i] for i in group], batch_size, with_scores)):
+            results[i] = spans
+        group.clear()
+        size = 0
+
+    for i, document in enumerate(documents):
+        if len(document.text) > streaming.STREAM_CHARS:
+            results[i] = streaming.extract_long(model, tokenizer, document, batch_size=batch_size, with_scores=with_scores)
+            continue
+        group.append(i)
+        size += len(document.text)
+        if size >= GROUP_CHARS:
+            flush()
+    if group:
+        flush()
+    return results
+
+
+def _extract_group(
+    model: ClinXForTokenClassification, tokenizer, documents: list[Document], batch_size: int, with_scores: bool
+) -> list[list[Span]]:
+    """Whole-note path: all windows encoded in length-sorted batches, one Viterbi per note."""
     tokenized, emissions, masks = document_emissions(model, tokenizer, documents, batch_size=batch_size)
     id2label = model.config.id2label
     word_level = model.config.tagging_level == "first_subword"

@@ -289,20 +289,9 @@ class LinearChainCRF(nn.Module):
         exp_emit = exp_emit.transpose(0, 1).contiguous()  # [width, batch, tags]
         exp_end = torch.exp(end - end.max()).expand(batch, -1)
 
-        alpha = torch.empty_like(exp_emit)
-        step = torch.exp(start - start.max()) * exp_emit[0]
-        alpha[0] = step / step.sum(dim=1, keepdim=True)
-        for t in range(1, width):
-            step = (alpha[t - 1] @ exp_trans) * exp_emit[t]
-            alpha[t] = step / step.sum(dim=1, keepdim=True)
-        beta = torch.empty_like(exp_emit)
+        alpha = _scaled_forward(exp_emit, torch.exp(start - start.max()) * exp_emit[0], exp_trans)
         last = (lengths - 1).clamp(min=0).unsqueeze(1)
-        beta[width - 1] = exp_end
-        for t in range(width - 2, -1, -1):
-            step = (beta[t + 1] * exp_emit[t + 1]) @ exp_trans_t
-            # Each row's chain ends at its own last position: rows that end here (or have ended) restart.
-            step = torch.where(last <= t, exp_end, step)
-            beta[t] = step / step.sum(dim=1, keepdim=True)
+        beta = _scaled_backward(exp_emit, exp_end, exp_trans_t, last)
         posterior = alpha * beta
         posterior = (posterior / posterior.sum(dim=2, keepdim=True)).transpose(0, 1)
         posterior = torch.where(prefix.unsqueeze(2), posterior, 0.0)
@@ -337,40 +326,27 @@ class LinearChainCRF(nn.Module):
         width = index.shape[1]
         if width == 0:
             return out
-        blocks = self._constraints(emissions.device)[3]
-        perm = blocks.perm
+        tables = self._viterbi_tables(emissions.device, _at_least_float32(emissions).dtype)
         # [width, batch, tags] in block order, so each step reads one contiguous slice
         emis = _at_least_float32(emissions).gather(1, index.unsqueeze(-1).expand(-1, -1, num_tags))
-        emis = emis[:, :, perm].transpose(0, 1).contiguous()
-        transitions, start, end = self._scores(emissions.device, emis.dtype)
-        trans = transitions[perm][:, perm]
-        steps = [self._viterbi_step_fn(src, trans[src.unsqueeze(2), tgt.unsqueeze(1)]) for src, tgt in blocks.blocks]
-
-        history = emis.new_empty(width, batch, num_tags)
-        history[0] = start[perm] + emis[0]
-        if blocks.num_unreachable:
-            history[1:, :, num_tags - blocks.num_unreachable :] = float("-inf")
-        for t in range(1, width):
-            score, row, offset = history[t - 1], history[t], 0
-            for step in steps:
-                best = step(score)
-                row[:, offset : offset + best.shape[1]] = best
-                offset += best.shape[1]
-            row += emis[t]
+        emis = emis[:, :, tables.perm].transpose(0, 1).contiguous()
+        history = tables.forward(emis, tables.start + emis[0])
 
         last_index = (lengths - 1).clamp(min=0)
         final = history.gather(0, last_index.view(1, -1, 1).expand(1, -1, num_tags)).squeeze(0)
-        current = (final + end[perm]).argmax(dim=1)
-        path = torch.empty(width, batch, dtype=torch.long, device=emissions.device)
-        into = trans.t().contiguous()  # into[j] = scores of transitions into tag j
-        for t in range(width - 1, 0, -1):
-            path[t] = current
-            previous = (history[t - 1] + into.index_select(0, current)).argmax(dim=1)
-            current = torch.where(t <= last_index, previous, current)
-        path[0] = current
-        path = perm[path.t()]
+        current = (final + tables.end).argmax(dim=1)
+        path = tables.backtrace(history, current, last_index)
+        path = tables.perm[path.t()]
         out.scatter_(1, index, torch.where(prefix, path, out.gather(1, index)))
         return out
+
+    def _viterbi_tables(self, device: torch.device, dtype: torch.dtype) -> _ViterbiTables:
+        blocks = self._constraints(device)[3]
+        transitions, start, end = self._scores(device, dtype)
+        perm = blocks.perm
+        trans = transitions[perm][:, perm]
+        steps = [self._viterbi_step_fn(src, trans[src.unsqueeze(2), tgt.unsqueeze(1)]) for src, tgt in blocks.blocks]
+        return _ViterbiTables(perm, trans, start[perm], end[perm], steps, blocks.num_unreachable)
 
     @staticmethod
     def _viterbi_step_fn(src: torch.Tensor, block: torch.Tensor):
@@ -400,6 +376,192 @@ class LinearChainCRF(nn.Module):
             return (gathered + block).amax(dim=2).flatten(1)
 
         return step
+
+
+class _ViterbiTables:
+    """Scores of one CRF in block (permuted) tag order, and the max-plus recursion over them."""
+
+    def __init__(self, perm, trans, start, end, steps, num_unreachable: int):
+        self.perm, self.trans, self.start, self.end = perm, trans, start, end
+        self.steps, self.num_unreachable = steps, num_unreachable
+        self.into = trans.t().contiguous()  # into[j] = scores of transitions into tag j
+
+    def forward(self, emis: torch.Tensor, first: torch.Tensor) -> torch.Tensor:
+        """Best-path scores ``[width, batch, tags]``: row 0 is ``first``, then one max-plus step per row."""
+        width, _, num_tags = emis.shape
+        history = emis.new_empty(emis.shape)
+        history[0] = first
+        if self.num_unreachable:
+            history[1:, :, num_tags - self.num_unreachable :] = float("-inf")
+        for t in range(1, width):
+            score, row, offset = history[t - 1], history[t], 0
+            for step in self.steps:
+                best = step(score)
+                row[:, offset : offset + best.shape[1]] = best
+                offset += best.shape[1]
+            row += emis[t]
+        return history
+
+    def previous(self, scores: torch.Tensor, current: torch.Tensor) -> torch.Tensor:
+        """The best predecessor of each tag in ``current`` given the previous position's ``scores``."""
+        return (scores + self.into.index_select(0, current)).argmax(dim=1)
+
+    def backtrace(self, history: torch.Tensor, current: torch.Tensor, last_index: torch.Tensor | None = None):
+        """Tags ``[width, batch]`` of the best paths ending in ``current`` (at each row's ``last_index``)."""
+        width = history.shape[0]
+        path = torch.empty(width, current.shape[0], dtype=torch.long, device=history.device)
+        for t in range(width - 1, 0, -1):
+            path[t] = current
+            previous = self.previous(history[t - 1], current)
+            current = previous if last_index is None else torch.where(t <= last_index, previous, current)
+        path[0] = current
+        return path
+
+
+class StreamingViterbi:
+    """The exact Viterbi path of one sequence that arrives in pieces, in memory that stays small.
+
+    Online Viterbi: after each piece the best paths into every tag at the newest position are
+    traced back until they meet. Whatever comes later, the final best path passes through that
+    meeting point, so the tags up to it are final: they are returned and their scores dropped.
+    In tagging, paths meet within a few positions (at any confident ``O``), so only a short tail
+    is kept; the result equals :meth:`LinearChainCRF.viterbi` of the whole sequence.
+
+    >>> stream = StreamingViterbi(crf)  # doctest: +SKIP
+    >>> tags = torch.cat([stream.push(e) for e in pieces] + [stream.finish()])  # doctest: +SKIP
+    """
+
+    def __init__(self, crf: LinearChainCRF):
+        self.crf = crf
+        self.tables: _ViterbiTables | None = None
+        self.history: torch.Tensor | None = None  # [kept positions, 1, tags], block order
+
+    def push(self, emissions: torch.Tensor) -> torch.Tensor:
+        """Feed the next ``[positions, tags]`` emissions; returns the tags that became final."""
+        emissions = _at_least_float32(emissions.detach())
+        if self.tables is None:
+            self.tables = self.crf._viterbi_tables(emissions.device, emissions.dtype)
+        tables = self.tables
+        if len(emissions) == 0:
+            return torch.empty(0, dtype=torch.long, device=emissions.device)
+        emis = emissions[:, tables.perm].unsqueeze(1)
+        if self.history is None:
+            self.history = tables.forward(emis, tables.start + emis[0])
+        else:
+            last = self.history[-1]
+            new = tables.forward(torch.cat([last.unsqueeze(0), emis]), last)[1:]
+            self.history = torch.cat([self.history, new])
+        return self._commit()
+
+    def _commit(self) -> torch.Tensor:
+        tables, history = self.tables, self.history
+        # Only tags that some path can still be in at the newest position take part.
+        current = torch.nonzero(torch.isfinite(history[-1, 0])).squeeze(1)
+        for t in range(history.shape[0] - 1, 0, -1):
+            if len(current) == 0:
+                break
+            current = tables.previous(history[t - 1], current)
+            if bool((current == current[0]).all()):
+                path = tables.backtrace(history[:t], current[:1]).squeeze(1)
+                self.history = history[t:]
+                return tables.perm[path]
+        return torch.empty(0, dtype=torch.long, device=history.device)
+
+    def finish(self) -> torch.Tensor:
+        """The tags not returned yet: the sequence has ended."""
+        if self.history is None:
+            return torch.empty(0, dtype=torch.long)
+        tables, history = self.tables, self.history
+        current = (history[-1] + tables.end).argmax(dim=1)
+        self.history = None
+        return tables.perm[tables.backtrace(history, current).squeeze(1)]
+
+
+class StreamingMarginals:
+    """Tag marginals of one sequence that arrives in pieces, in memory that stays small.
+
+    The forward pass is carried exactly from piece to piece. The backward pass of a position
+    looks ``lookahead`` positions ahead, not to the end of the sequence: in a tagging CRF the
+    influence of emissions that far away is far below float32 resolution, so the result equals
+    :meth:`LinearChainCRF.marginals` of the whole sequence to ~1e-6 (tests check it).
+    """
+
+    def __init__(self, crf: LinearChainCRF, lookahead: int = 512):
+        self.crf = crf
+        self.lookahead = lookahead
+        self.alpha: torch.Tensor | None = None  # scaled forward vector of the last returned position
+        self.pending: torch.Tensor | None = None
+
+    def push(self, emissions: torch.Tensor) -> torch.Tensor:
+        """Feed the next ``[positions, tags]`` emissions; returns ``[k, tags]`` marginals that became final."""
+        emissions = _at_least_float32(emissions.detach())
+        self.pending = emissions if self.pending is None else torch.cat([self.pending, emissions])
+        ready = len(self.pending) - self.lookahead
+        if ready <= 0:
+            return emissions.new_zeros(0, self.crf.num_tags)
+        posterior = self._posterior(self.pending, ready, at_end=False)
+        self.pending = self.pending[ready:]
+        return posterior
+
+    def finish(self) -> torch.Tensor:
+        """The marginals not returned yet: the sequence has ended."""
+        if self.pending is None or len(self.pending) == 0:
+            return torch.zeros(0, self.crf.num_tags)
+        posterior = self._posterior(self.pending, len(self.pending), at_end=True)
+        self.pending, self.alpha = None, None
+        return posterior
+
+    def _posterior(self, emissions: torch.Tensor, count: int, *, at_end: bool) -> torch.Tensor:
+        posterior, alpha = self._scaled(emissions, count, at_end)
+        if not bool(torch.isfinite(posterior).all()):  # extreme emissions: float64 has the range
+            posterior, alpha = self._scaled(emissions.double(), count, at_end)
+            posterior, alpha = posterior.to(emissions.dtype), alpha.to(emissions.dtype)
+        self.alpha = alpha
+        return posterior
+
+    def _scaled(self, emissions: torch.Tensor, count: int, at_end: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        transitions, start, end = self.crf._scores(emissions.device, emissions.dtype)
+        exp_trans = torch.exp(transitions - transitions.max())
+        exp_emit = torch.exp(emissions - emissions.max(dim=1, keepdim=True).values).unsqueeze(1)  # [w, 1, T]
+        if self.alpha is None:
+            first = torch.exp(start - start.max()) * exp_emit[0]
+        else:
+            first = (self.alpha.to(emissions.dtype) @ exp_trans) * exp_emit[0]
+        alpha = _scaled_forward(exp_emit[:count], first, exp_trans)
+        # Beyond the lookahead nothing is known: an uninformative (all-ones) backward vector.
+        last = torch.exp(end - end.max()) if at_end else torch.ones_like(end)
+        beta = _scaled_backward(exp_emit, last.unsqueeze(0), exp_trans.t().contiguous())[:count]
+        posterior = alpha * beta
+        return (posterior / posterior.sum(dim=2, keepdim=True)).squeeze(1), alpha[-1]
+
+
+def _scaled_forward(exp_emit: torch.Tensor, first: torch.Tensor, exp_trans: torch.Tensor) -> torch.Tensor:
+    """Forward vectors ``[width, batch, tags]`` in probability space, each row normalised."""
+    alpha = torch.empty_like(exp_emit)
+    alpha[0] = first / first.sum(dim=1, keepdim=True)
+    for t in range(1, exp_emit.shape[0]):
+        step = (alpha[t - 1] @ exp_trans) * exp_emit[t]
+        alpha[t] = step / step.sum(dim=1, keepdim=True)
+    return alpha
+
+
+def _scaled_backward(
+    exp_emit: torch.Tensor, last: torch.Tensor, exp_trans_t: torch.Tensor, last_index: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Backward vectors ``[width, batch, tags]``, each row normalised; ``last`` at the end.
+
+    With ``last_index`` (``[batch, 1]``), each row's chain ends at its own last position: rows
+    that end at or before a position restart there with ``last``.
+    """
+    width = exp_emit.shape[0]
+    beta = torch.empty_like(exp_emit)
+    beta[width - 1] = last
+    for t in range(width - 2, -1, -1):
+        step = (beta[t + 1] * exp_emit[t + 1]) @ exp_trans_t
+        if last_index is not None:
+            step = torch.where(last_index <= t, last, step)
+        beta[t] = step / step.sum(dim=1, keepdim=True)
+    return beta
 
 
 @dataclass

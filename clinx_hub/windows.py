@@ -1,14 +1,15 @@
 """Documents -> encoder windows with cross-sentence context, never across a document boundary.
 
-Each document is tokenized once, whole. Its subwords are cut into *centres* that tile the
+Each document is tokenized once, whole (a very long note piece by piece, see ``streaming.py``,
+with the same result). Its subwords are cut into *centres* that tile the
 document exactly once; a window is a centre plus up to ``context`` subwords of input-only
 context on each side, taken from the same document. Only centre positions carry labels.
 
 Two modes, stored in the model config so that training and inference always agree:
 
 - ``window``: centres are as long as the encoder allows (``max_length`` minus the context the
-  window actually has), cut preferably at sentence starts, else at word starts, and (when gold
-  tags are known) never inside an entity. A document shorter than one window is one window.
+  window actually has), cut at word starts; in training preferably at sentence starts and
+  never inside a gold entity. A document shorter than one window is one window.
 - ``sentence``: the paper's set-up, one centre per sentence (split further only when a sentence
   alone exceeds the room left by the context), with ``context`` subwords on each side.
 """
@@ -145,35 +146,51 @@ def _inside_entity(doc: TokenizedDocument, position: int) -> bool:
     return False
 
 
-def _choose_cut(doc: TokenizedDocument, start: int, latest: int, earliest: int) -> int:
+def _choose_cut(doc: TokenizedDocument, start: int, latest: int, earliest: int, sentence_cuts: bool = True) -> int:
     """The best place in ``(earliest, latest]`` to end a centre that begins at ``start``."""
     if latest >= len(doc.input_ids):
         return len(doc.input_ids)
-    for good in (
-        lambda p: p in doc.sentence_starts and not _inside_entity(doc, p),
+    preferences = [
         lambda p: _is_word_start(doc, p) and not _inside_entity(doc, p),
         lambda p: not _inside_entity(doc, p),
-    ):
+    ]
+    if sentence_cuts:
+        preferences.insert(0, lambda p: p in doc.sentence_starts and not _inside_entity(doc, p))
+    for good in preferences:
         for cut in range(latest, earliest, -1):
             if good(cut):
                 return cut
     return latest
 
 
-def centres(doc: TokenizedDocument, room: int, context: int, mode: str = "window") -> list[tuple[int, int]]:
-    """Cut a document's subwords into centres that tile it exactly once.
+def centres(
+    doc: TokenizedDocument,
+    room: int,
+    context: int,
+    mode: str = "window",
+    *,
+    start: int = 0,
+    sentence_cuts: bool = True,
+) -> list[tuple[int, int]]:
+    """Cut a document's subwords from ``start`` on into centres that tile them exactly once.
 
     Args:
         room: positions available per window for subwords (the encoder's length minus specials).
         context: subwords of context wanted on each side of every centre.
+        start: where the first centre begins (a centre start of an earlier call; used to tile a
+            long document piece by piece, see ``streaming.py``).
+        sentence_cuts: in window mode, prefer to end centres at sentence starts. Training wants
+            it (gold entities are rarely cut there); inference gains nothing from it, since every
+            subword has its full context anyway, and cutting at the latest word start instead
+            needs fewer windows.
     """
     n = len(doc.input_ids)
     if room <= 2 * context:
         raise ValueError(f"max length leaves {room} subwords: no room for a centre with {context} of context per side")
-    if n == 0:
+    if n <= start:
         return []
     if mode == "sentence":
-        bounds = sorted({0, n} | {p for p in doc.sentence_starts if 0 < p < n})
+        bounds = sorted({start, n} | {p for p in doc.sentence_starts if start < p < n})
         result = []
         for a, b in zip(bounds, bounds[1:]):
             while b - a > room - 2 * context:
@@ -185,7 +202,6 @@ def centres(doc: TokenizedDocument, room: int, context: int, mode: str = "window
     if mode != "window":
         raise ValueError(f"unknown context mode {mode!r}")
     result = []
-    start = 0
     while start < n:
         left = min(context, start)
         # The centre may grow until the window is full, leaving `context` on the right
@@ -194,10 +210,21 @@ def centres(doc: TokenizedDocument, room: int, context: int, mode: str = "window
             end = n
         else:
             latest = start + room - left - context
-            end = _choose_cut(doc, start, latest, start + (latest - start) // 2)
+            end = _choose_cut(doc, start, latest, start + (latest - start) // 2, sentence_cuts)
         result.append((start, end))
         start = end
     return result
+
+
+def make_window(
+    doc: TokenizedDocument, doc_index: int, centre: tuple[int, int], context: int, special: SpecialTokens
+) -> Window:
+    """The encoder input for one centre: the centre plus up to ``context`` subwords each side."""
+    start, end = centre
+    left, right = max(0, start - context), min(len(doc.input_ids), end + context)
+    positions = [-1] * len(special.prefix) + list(range(left, right)) + [-1] * len(special.suffix)
+    mask = [start <= p < end and doc.labelled[p] for p in positions]
+    return Window(doc_index, special.prefix + doc.input_ids[left:right] + special.suffix, positions, centre, mask)
 
 
 def build_windows(
@@ -211,6 +238,9 @@ def build_windows(
 ) -> list[Window]:
     """All windows of all documents, in document order; with ``label2id``, centre labels too.
 
+    Training windows (``label2id`` given) end their centres preferably at sentence starts;
+    inference windows at the latest word start that leaves the context (fewer windows).
+
     A gold entity cut by a centre edge (only when no cut outside an entity exists within half a
     window) is clipped to the centre, so every window's tags stay a valid BIOES/BIO sequence.
     """
@@ -219,13 +249,9 @@ def build_windows(
     bioes = label2id is not None and any(label.startswith(("E-", "S-")) for label in label2id)
     windows = []
     for doc_index, doc in enumerate(documents):
-        for start, end in centres(doc, room, context, mode):
-            left, right = max(0, start - context), min(len(doc.input_ids), end + context)
-            positions = [-1] * len(special.prefix) + list(range(left, right)) + [-1] * len(special.suffix)
-            mask = [start <= p < end and doc.labelled[p] for p in positions]
-            window = Window(
-                doc_index, special.prefix + doc.input_ids[left:right] + special.suffix, positions, (start, end), mask
-            )
+        for centre in centres(doc, room, context, mode, sentence_cuts=label2id is not None):
+            window = make_window(doc, doc_index, centre, context, special)
+            positions, mask = window.positions, window.label_mask
             if label2id is not None:
                 if doc.tags is None:
                     raise ValueError(f"{doc.doc_id}: no gold tags (tokenize with label2id)")
