@@ -226,13 +226,21 @@ def render(meta: dict, rows: list[dict], long_rows: list[dict]) -> str:
     if rows:
         lines += [
             "",
-            "| mode | seconds | subwords/s | vs token-classification | encoder positions / subword | with padding | spans |",
-            "|---|---:|---:|---:|---:|---:|---:|",
+            "| mode | seconds | subwords/s | vs token-classification | same-round ratios | encoder positions / subword"
+            " | with padding | spans |",
+            "|---|---:|---:|---:|---|---:|---:|---:|",
         ]
     for r in rows:
         ratio = f"{r['subwords_per_s'] / reference['subwords_per_s']:.2f}x" if reference else "-"
+        # Each round against token-classification's run of the same round (the load drifts between rounds).
+        rounds = (
+            ", ".join(f"{t / x:.2f}" for x, t in zip(r["seconds_per_round"], reference["seconds_per_round"]))
+            if reference
+            else "-"
+        )
         lines.append(
-            f"| {r['mode']} | {r['seconds']:.1f} | {r['subwords_per_s']:.0f} | {ratio} | {r['positions_per_subword']:.2f}"
+            f"| {r['mode']} | {r['seconds']:.1f} | {r['subwords_per_s']:.0f} | {ratio} | {rounds}"
+            f" | {r['positions_per_subword']:.2f}"
             f" | {r.get('computed_positions_per_subword', float('nan')):.2f} | {r['spans']} |"
         )
     if long_rows:
@@ -271,10 +279,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--long-random-encoder", action="store_true", help="long note without the encoder's cost")
     parser.add_argument("--corpora", type=Path, default=CORPORA)
     parser.add_argument("--out", type=Path, default=RESULTS / "extraction-cpu")
+    parser.add_argument("--render", action="store_true", help="rewrite the .md from the .json of --out")
     parser.add_argument("--child-long", nargs=2, metavar=("TEXT_FILE", "CHARS"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.render:
+        saved = json.loads(args.out.with_suffix(".json").read_text())
+        args.out.with_suffix(".md").write_text(render(saved, saved["rows"], saved["long_note"]))
+        return 0
     if args.child_long:
         long_note_child(args.child_long[0], int(args.child_long[1]), args.batch_size, args.long_random_encoder)
         return 0

@@ -77,22 +77,49 @@ def document_emissions(
     return tokenized, emissions, masks
 
 
+CPU_PADDING = 0.05
+"""On CPU a window joins a batch only if it is at most 5% longer than the batch's shortest."""
+
+
+def length_batches(lengths: Sequence[int], batch_size: int, tolerance: float | None = None) -> list[list[int]]:
+    """Indices sorted by length, in batches of at most ``batch_size``; with ``tolerance``, a batch
+    also ends before a window more than ``1 + tolerance`` times as long as its first one.
+
+    >>> length_batches([50, 10, 12, 48], 3)
+    [[1, 2, 3], [0]]
+    >>> length_batches([50, 10, 12, 48], 3, tolerance=0.05)
+    [[1], [2], [3, 0]]
+    """
+    batches: list[list[int]] = []
+    shortest = 0
+    for i in sorted(range(len(lengths)), key=lambda i: lengths[i]):
+        full = not batches or len(batches[-1]) == batch_size
+        if full or (tolerance is not None and lengths[i] > shortest * (1 + tolerance)):
+            batches.append([])
+            shortest = lengths[i]
+        batches[-1].append(i)
+    return batches
+
+
 @torch.no_grad()
 def encode_windows(
     model: ClinXForTokenClassification, tokenizer, windows: Sequence[Window], *, batch_size: int = 16
 ) -> Iterator[tuple[Window, torch.Tensor, torch.Tensor]]:
     """Each window with its labelled document positions ``[k]`` and their emissions ``[k, tags]``.
 
-    Windows are encoded in length-sorted batches (little padding), so they come back in that order.
+    Windows are encoded in length-sorted batches (``length_batches``; on CPU with at most
+    ``CPU_PADDING`` of padding), so they come back in that order.
     """
     device = next(model.parameters()).device
-    order = sorted(range(len(windows)), key=lambda i: len(windows[i].input_ids))
+    # A CPU computes padding as dearly as text, and small batches cost it little; a GPU the reverse.
+    tolerance = CPU_PADDING if device.type == "cpu" else None
+    batches = length_batches([len(w.input_ids) for w in windows], batch_size, tolerance)
     was_training = model.training
     model.eval()
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     try:
-        for start in range(0, len(order), batch_size):
-            chunk = [windows[i] for i in order[start : start + batch_size]]
+        for indices in batches:
+            chunk = [windows[i] for i in indices]
             batch = pad_windows(chunk, pad_id, with_labels=False)
             logits = model(
                 input_ids=batch["input_ids"].to(device),
@@ -189,14 +216,15 @@ def _extract_group(
             mask[row, : len(masks[i])] = masks[i]
         logits, mask = logits.to(device), mask.to(device)
         paths = model.decode(logits=logits, label_mask=mask).cpu()
-        probabilities = model.tag_probabilities(logits, mask).cpu() if with_scores else None
+        chosen = None
+        if with_scores:  # the probability of each position's tag (0 off the chain)
+            probabilities = model.tag_probabilities(logits, mask).cpu()
+            chosen = probabilities.gather(2, paths.clamp(min=0).unsqueeze(2)).squeeze(2) * (paths != IGNORE_INDEX)
         for row, i in enumerate(chunk):
             n = len(tokenized[i].input_ids)
             ids = paths[row, :n].tolist()
             tags = [id2label[t] if t != IGNORE_INDEX else None for t in ids]
-            scores = None
-            if probabilities is not None:
-                scores = [float(probabilities[row, p, t]) if t != IGNORE_INDEX else 0.0 for p, t in enumerate(ids)]
+            scores = chosen[row, :n].tolist() if chosen is not None else None
             results[i] = tags_to_spans(
                 tags,
                 tokenized[i].offsets,
