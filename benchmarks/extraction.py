@@ -188,7 +188,9 @@ def run_long(texts: list[str], sizes: list[int], batch_size: int, scratch: Path,
         source = source + " " + source
     text_file = scratch / "long-note.txt"
     text_file.write_text(source[: max(sizes)])
-    _, tokenizer = fresh_model()
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(backbone_folder())  # only to count subwords: no model
     rows = []
     for chars in sizes:
         command = [sys.executable, __file__, "--child-long", str(text_file), str(chars), "--batch-size", str(batch_size)]
