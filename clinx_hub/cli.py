@@ -144,6 +144,8 @@ def _train(args: argparse.Namespace) -> int:
         Path(args.out) / "checkpoints",
         num_train_epochs=args.epochs,
         learning_rate=args.lr,
+        head_learning_rate=args.head_lr,
+        warmup_steps=args.warmup,
         per_device_train_batch_size=args.batch_size,
         per_device_eval_batch_size=args.batch_size,
         seed=args.seed,
@@ -233,6 +235,10 @@ def add_model_commands(commands: argparse._SubParsersAction) -> None:
     train.add_argument("--splits", type=int, default=1, help="N>1 trains an N-member random-split ensemble")
     train.add_argument("--epochs", type=float, default=20)
     train.add_argument("--lr", type=float, default=2e-5, help="learning rate (small encoders want more)")
+    train.add_argument(
+        "--head-lr", type=float, default=None, help="learning rate of the classifier and CRF (default: --lr)"
+    )
+    train.add_argument("--warmup", type=float, default=0, help="warmup steps, or a fraction of all steps if < 1")
     train.add_argument("--batch-size", type=int, default=16)
     train.add_argument("--context", type=int, default=100, help="subwords of context on each side")
     train.add_argument("--context-mode", choices=["window", "sentence"], default="window")

@@ -248,6 +248,8 @@ class ClinXCardData:
             ("First n sentences only", r.get("first_n")),
             ("Epochs (maximum)", _number(r.get("epochs"), 1)),
             ("Learning rate", r.get("learning_rate")),
+            ("Learning rate of the classifier and CRF", r.get("head_learning_rate")),
+            ("Warmup", r.get("warmup_steps") or None),
             ("Batch size", r.get("batch_size")),
             ("Seeds", ", ".join(str(s) for s in seeds if s is not None) or None),
             ("Hardware", r.get("hardware")),

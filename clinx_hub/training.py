@@ -34,6 +34,8 @@ from .tagging import scheme_labels
 from .windows import Window, build_windows, tokenize_document
 
 TRAINING_RECORD = "training_record.json"
+# Modules of ClinXForTokenClassification trained from scratch on top of the encoder.
+HEAD_MODULES = ("classifier", "crf")
 FOLDS_FILE = "folds.json"
 
 
@@ -51,6 +53,10 @@ class ClinXTrainingArguments(TrainingArguments):
     first_n: int | None = field(default=None, metadata={"help": "train on the first n sentences only"})
     init_from: str | None = field(default=None, metadata={"help": "source-task model to start from (transfer)"})
     early_stopping_patience: int = field(default=3, metadata={"help": "evaluations without F1 gain before stopping"})
+    head_learning_rate: float | None = field(
+        default=None,
+        metadata={"help": "learning rate of the classifier and CRF (None: learning_rate, as for the encoder)"},
+    )
 
 
 class WindowDataset(torch.utils.data.Dataset):
@@ -129,6 +135,37 @@ class ClinXTrainer(Trainer):
             mode=config.context_mode,
             label2id=config.label2id,
         )
+
+    def create_optimizer(self, model=None) -> torch.optim.Optimizer:
+        """The Trainer's optimizer, with the classifier and CRF in groups of their own learning rate.
+
+        A freshly initialised head (and the CRF's transitions) learns slowly at an encoder's
+        fine-tuning rate: with a small encoder, rare labels were never predicted after 3 epochs.
+        The scheduler scales every group alike, so the head keeps its ratio to the encoder.
+        """
+        head_lr = getattr(self.args, "head_learning_rate", None)
+        if self.optimizer is not None or not head_lr:
+            return super().create_optimizer(model)
+        opt_model = self.model if model is None else model
+        decay = set(self.get_decay_parameter_names(opt_model))
+        groups: dict[tuple[bool, bool], list[torch.nn.Parameter]] = {}
+        for name, parameter in opt_model.named_parameters():
+            if parameter.requires_grad:
+                head = name.split(".", 1)[0] in HEAD_MODULES
+                groups.setdefault((head, name in decay), []).append(parameter)
+        optimizer_cls, optimizer_kwargs = self.get_optimizer_cls_and_kwargs(self.args, opt_model)
+        self.optimizer = optimizer_cls(
+            [
+                {
+                    "params": params,
+                    "weight_decay": self.args.weight_decay if decays else 0.0,
+                    **({"lr": head_lr} if head else {}),
+                }
+                for (head, decays), params in sorted(groups.items())
+            ],
+            **optimizer_kwargs,
+        )
+        return self.optimizer
 
     def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval") -> dict[str, float]:
         """Strict micro P/R/F1 of the current model on the held-out documents."""
@@ -350,6 +387,8 @@ def train_recipe(
         "init_from": args.init_from,
         "epochs": args.num_train_epochs,
         "learning_rate": args.learning_rate,
+        "head_learning_rate": args.head_learning_rate,
+        "warmup_steps": args.warmup_steps,
         "batch_size": args.per_device_train_batch_size,
         "seed": args.seed,
         "hardware": hardware(),

@@ -23,7 +23,7 @@ def synthetic_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def trained(tmp_path_factory: pytest.TempPathFactory, synthetic_dir: Path, tiny_backbone_dir: Path) -> Path:
     out = tmp_path_factory.mktemp("model")
     assert main(["train", "brat", "--data-dir", str(synthetic_dir), "--model", str(tiny_backbone_dir),
-                 "--out", str(out), *TINY]) == 0
+                 "--out", str(out), *TINY, "--head-lr", "2e-2", "--warmup", "0.1"]) == 0
     return out
 
 
@@ -31,6 +31,7 @@ def test_train_writes_a_model_and_scores_the_report_split(trained: Path, capsys)
     record = json.loads((trained / "training_record.json").read_text())
     assert record["evaluation"]["split"] == "test" and record["evaluation"]["documents"] == 6
     assert record["training_splits"] == ["train"] and record["members"][0]["eval_documents"] == 4
+    assert (record["learning_rate"], record["head_learning_rate"], record["warmup_steps"]) == (5e-3, 2e-2, 0.1)
     assert {"config.json", "model.safetensors", "modeling_clinx.py", "tokenizer.json"} <= {p.name for p in trained.iterdir()}
 
 

@@ -162,3 +162,33 @@ def test_training_resumes_from_the_last_checkpoint(tiny_backbone_dir: Path, note
     resumed.train(resume_from_checkpoint=True)
     assert resumed.state.global_step == 3 * steps_per_epoch
     assert CountSteps.steps == 2 * steps_per_epoch  # epochs 2 and 3 only: epoch 1 came from the checkpoint
+
+
+def test_head_learning_rate_gives_classifier_and_crf_their_own_scheduled_rate(
+    tiny_backbone_dir: Path, notes, tmp_path: Path
+) -> None:
+    tokenizer = __import__("transformers").AutoTokenizer.from_pretrained(tiny_backbone_dir)
+    labels = scheme_labels(TYPES)
+    args = tiny_args(tmp_path / "lr", num_train_epochs=1, learning_rate=1e-3, head_learning_rate=1e-2, warmup_steps=2)
+    model = initial_model(str(tiny_backbone_dir), labels, args)
+    trainer = ClinXTrainer(model, args, tokenizer, notes[:8], notes[8:10])
+    trainer.create_optimizer_and_scheduler(num_training_steps=10)
+    head = {id(p) for name, p in model.named_parameters() if name.startswith(("classifier.", "crf."))}
+    assert head and len(head) < len(list(model.parameters()))
+    seen = set()
+    for group in trainer.optimizer.param_groups:
+        ids = {id(p) for p in group["params"]}
+        assert ids <= head or not ids & head  # no group mixes head and encoder
+        assert group["initial_lr"] == (1e-2 if ids <= head else 1e-3)
+        seen |= ids
+    assert seen == {id(p) for p in model.parameters()}
+    # Warmup and decay scale both rates alike: after 1 of 2 warmup steps each is half its peak.
+    trainer.optimizer.step()
+    trainer.lr_scheduler.step()
+    assert sorted(g["lr"] for g in trainer.optimizer.param_groups)[-1] == pytest.approx(5e-3)
+    assert sorted(g["lr"] for g in trainer.optimizer.param_groups)[0] == pytest.approx(5e-4)
+    # Without it, the Trainer's own optimizer: one rate everywhere.
+    plain_args = tiny_args(tmp_path / "plain")
+    plain = ClinXTrainer(initial_model(str(tiny_backbone_dir), labels, plain_args), plain_args, tokenizer, notes[:8], notes[8:10])
+    plain.create_optimizer()
+    assert {g["lr"] for g in plain.optimizer.param_groups} == {5e-3}
