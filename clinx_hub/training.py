@@ -139,9 +139,10 @@ class ClinXTrainer(Trainer):
     def create_optimizer(self, model=None) -> torch.optim.Optimizer:
         """The Trainer's optimizer, with the classifier and CRF in groups of their own learning rate.
 
-        A freshly initialised head (and the CRF's transitions) learns slowly at an encoder's
-        fine-tuning rate: with a small encoder, rare labels were never predicted after 3 epochs.
-        The scheduler scales every group alike, so the head keeps its ratio to the encoder.
+        A freshly initialised head (and the CRF's transitions) may want a higher rate than the
+        encoder's fine-tuning rate. The scheduler scales every group alike, so the head keeps its
+        ratio to the encoder. (On PharmaCoNER with MiniLM, 10x for the head changed dev F1 by
+        +0.4 only, and labels with under ~100 training spans stayed unpredicted after 3 epochs.)
         """
         head_lr = getattr(self.args, "head_learning_rate", None)
         if self.optimizer is not None or not head_lr:
