@@ -12,6 +12,7 @@ import os
 import platform
 import random
 import shutil
+import statistics
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -449,7 +450,7 @@ def train_task(
     >>> train_task("pharmaconer", "../shared/corpora", "runs/minilm", "runs/ph", args)  # doctest: +SKIP
     """
     from .corpora import get_task, load_task
-    from .ensemble import load_extractor
+    from .ensemble import ClinXEnsemble, load_extractor
 
     task = get_task(task_name)
     splits = load_task(task_name, Path(data_dir))
@@ -471,12 +472,22 @@ def train_task(
     record["training_splits"] = training
     if task.report_split in splits:
         started = time.time()
-        result = load_extractor(out).evaluate(splits[task.report_split])
+        # Scored where it was trained (the GPU when the Trainer used one).
+        extractor = load_extractor(out).to(args.device)
+        member_results = []
+        if isinstance(extractor, ClinXEnsemble):
+            result, member_results = extractor.evaluate_members(splits[task.report_split])
+        else:
+            result = extractor.evaluate(splits[task.report_split])
         record["evaluation"] = {
             "split": task.report_split,
             "documents": result.documents,
             "seconds": round(time.time() - started, 1),
             **result.to_dict(),
         }
+        if member_results:
+            # Each member alone on the report split: the paper's "Random splits: Median" row.
+            record["evaluation"]["members"] = [m.micro.to_dict() for m in member_results]
+            record["evaluation"]["member_median_f1"] = statistics.median(m.micro.f1 for m in member_results)
     record_path.write_text(json.dumps(record, indent=2, default=str) + "\n")
     return record

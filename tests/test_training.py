@@ -10,6 +10,7 @@ import torch
 from conftest import note
 
 from clinx_hub import Span, scheme_labels
+from clinx_hub.formats.brat import write_brat
 from clinx_hub.ensemble import ClinXEnsemble, Extractor, ensemble_vote, load_extractor
 from clinx_hub.training import (
     ClinXTrainer,
@@ -18,6 +19,7 @@ from clinx_hub.training import (
     initial_model,
     random_folds,
     train_recipe,
+    train_task,
 )
 
 TYPES = ["NOMBRE", "LUGAR"]
@@ -108,9 +110,27 @@ def test_ensemble_recipe_saves_one_folder_that_loads_like_a_model(tiny_backbone_
     per_member = [m.predict(notes[20:]) for m in ensemble.members]
     for i, spans in enumerate(predictions):
         assert spans == ensemble_vote([m[i] for m in per_member])
-    assert ensemble.evaluate(notes[20:]).micro.f1 >= 0.0
+    voted, members = ensemble.evaluate_members(notes[20:])
+    assert voted.micro == ensemble.evaluate(notes[20:]).micro
+    assert [m.micro for m in members] == [m.evaluate(notes[20:]).micro for m in ensemble.members]
     ensemble.save_pretrained(tmp_path / "copy")
     assert load_extractor(tmp_path / "copy").predict(notes[20:]) == predictions
+
+
+def test_task_ensemble_records_each_member_on_the_report_split(tiny_backbone_dir: Path, notes, tmp_path: Path) -> None:
+    for split, part in (("train", notes[:10]), ("dev", notes[10:14]), ("test", notes[14:18])):
+        write_brat(part, tmp_path / "data" / split)
+    out = tmp_path / "model"
+    args = tiny_args(out / "checkpoints", splits=2, num_train_epochs=1, logging_strategy="no")
+    record = train_task("brat", tmp_path / "data", str(tiny_backbone_dir), out, args)
+    assert record["training_splits"] == ["train", "validation"]  # pooled into the folds
+    evaluation = record["evaluation"]
+    assert evaluation["split"] == "test" and evaluation["documents"] == 4
+    ensemble = load_extractor(out)
+    alone = [m.evaluate(notes[14:18]).micro.to_dict() for m in ensemble.members]
+    assert evaluation["members"] == alone
+    assert evaluation["member_median_f1"] == pytest.approx(sum(m["f1"] for m in alone) / 2)
+    assert evaluation["micro"] == ensemble.evaluate(notes[14:18]).micro.to_dict()
 
 
 def test_transfer_reuses_head_for_equal_labels_and_resets_it_otherwise(tiny_backbone_dir: Path, tmp_path: Path) -> None:

@@ -1,14 +1,20 @@
 #!/usr/bin/env bash
-# Runs benchmarks/accuracy.py on a lent GPU machine (see pack.sh): unpacks the corpora, restores
-# the MiniLM weights to fp32 (training then matches the CPU runs but for fp16 rounding of the
-# initial weights), trains the named experiments and leaves their JSON results and logs in $OUT.
-#   bash benchmarks/device/accuracy.sh pharmaconer-single pharmaconer-no-crf
+# Runs benchmarks/accuracy.py on a lent GPU machine (see pack.sh): unpacks the corpora and the
+# packed transformers, restores the MiniLM weights to fp32 (training then matches the CPU runs
+# but for fp16 rounding of the initial weights), runs tests/test_gpu.py, trains the named
+# experiments in order and leaves their JSON results and logs in $OUT.
+#   CLINX_DEADLINE=540 CLINX_PARALLEL=4 bash benchmarks/device/accuracy.sh pharmaconer-ensemble meddocan-single
+# CLINX_DEADLINE (seconds, 0 = none) bounds the whole script: an experiment is stopped when it
+# would overrun, none starts with under a minute left, and the results are packed after each
+# experiment, so a call cut short still brings back everything that finished.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 [ -f .device/corpora.tar.xz ] || { echo "no .device/ here: run benchmarks/device/pack.sh and carry .device" >&2; exit 2; }
+DEADLINE="${CLINX_DEADLINE:-0}"
 OUT="${OUT:-runs/device-out}"
-mkdir -p /tmp/clinx/corpora /tmp/clinx/minilm "$OUT"
+mkdir -p /tmp/clinx/corpora /tmp/clinx/minilm /tmp/clinx/site "$OUT"
 tar -C /tmp/clinx/corpora -xJf .device/corpora.tar.xz
+[ -f .device/transformers.tar.xz ] && tar -C /tmp/clinx/site -xJf .device/transformers.tar.xz
 python3 - <<'PY'
 import shutil
 from pathlib import Path
@@ -22,15 +28,40 @@ for path in source.iterdir():
 weights = {k: (v.float() if v.is_floating_point() else v) for k, v in load_file(source / "model.fp16.safetensors").items()}
 save_file(weights, target / "model.safetensors", metadata={"format": "pt"})
 PY
-export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1
+export PYTHONPATH="/tmp/clinx/site:$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1
 export CLINX_CORPORA=/tmp/clinx/corpora CLINX_BACKBONE=/tmp/clinx/minilm
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || true
+python3 -c "import torch, transformers; print('torch', torch.__version__, 'transformers', transformers.__version__, 'cuda', torch.cuda.is_available())"
+
+pack() {  # one archive each: the device tool brings back at most 8 files
+    tar -C benchmarks/results -czf "$OUT/accuracy-results.tgz" accuracy accuracy.md
+    # Training records, fold lists and Trainer logs (no weights), also of a run stopped part-way.
+    (cd runs && find accuracy \( -name training_record.json -o -name folds.json -o -name trainer_state.json \) -print0 \
+        | tar -czf "$OUT/records.tgz" --null -T -) || true
+}
+left() { if [ "$DEADLINE" -gt 0 ]; then echo $((DEADLINE - SECONDS - 15)); else echo 86400; fi; }
+
 status=0
+timeout "$(left)" python3 -m pytest -q -p no:cacheprovider tests/test_gpu.py > "$OUT/gpu-tests.log" 2>&1 || status=$?
+tail -n 3 "$OUT/gpu-tests.log"
+
+one() {  # one experiment, stopped at the deadline; prints its time, exit status and last held-out F1
+    local started=$SECONDS rc=0
+    timeout "$(left)" python3 benchmarks/accuracy.py "$1" > "$OUT/$1.log" 2>&1 || rc=$?
+    echo "$1: $((SECONDS - started)) s, exit $rc; $(grep -oE "'eval_f1': '?[0-9.]+" "$OUT/$1.log" | tail -n 1)"
+    return $rc
+}
+# CLINX_PARALLEL experiments at a time share the GPU, two CPU threads each: one MiniLM run with
+# a CRF is bound by kernel launches (the CRF steps through positions one at a time).
+PARALLEL="${CLINX_PARALLEL:-1}"
+export OMP_NUM_THREADS=2 MKL_NUM_THREADS=2
 for experiment in "$@"; do
-    python3 benchmarks/accuracy.py "$experiment" > "$OUT/$experiment.log" 2>&1 || status=$?
-    grep -E "^\{'eval|F1" "$OUT/$experiment.log" | tail -n 8
+    while [ "$(jobs -rp | wc -l)" -ge "$PARALLEL" ]; do wait -n || status=$?; done
+    if [ "$(left)" -lt 60 ]; then echo "$experiment: not started, under a minute left"; status=124; continue; fi
+    one "$experiment" &
 done
-# One archive: the device tool brings back at most 8 files.
-tar -C benchmarks/results -czf "$OUT/accuracy-results.tgz" accuracy accuracy.md
+while [ "$(jobs -rp | wc -l)" -gt 0 ]; do wait -n || status=$?; done
+python3 benchmarks/accuracy.py --table > /dev/null
+pack
 tar -C "$OUT" -czf "$OUT/logs.tgz" --exclude='*.tgz' . && find "$OUT" -name '*.log' -delete
 exit $status
