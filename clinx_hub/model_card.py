@@ -215,10 +215,18 @@ class ClinXCardData:
         return len(labels) == self.num_tags and sorted(labels.values()) == sorted(self.record.get("labels", []))
 
     @property
+    def member_median_f1(self) -> str | None:
+        """The median of the members' strict F1, each scored alone on the evaluation split."""
+        value = (self.evaluation or {}).get("member_median_f1")
+        return None if value is None else _number(value)
+
+    @property
     def members(self) -> list[dict[str, Any]]:
         rows = []
+        alone = (self.evaluation or {}).get("members") or []
         for i, member in enumerate(self.record.get("members", [])):
             rows.append({
+                "report_f1": _number(alone[i].get("f1")) if i < len(alone) else "-",
                 "name": self.member_names[i] if i < len(self.member_names) else str(i),
                 "fold": member.get("fold", "-"),
                 "seed": member.get("seed", "-"),
@@ -229,7 +237,7 @@ class ClinXCardData:
             })
         if not rows and self.member_names:
             rows = [{"name": name, "fold": "-", "seed": "-", "train_documents": "-", "eval_documents": "-",
-                     "best_eval_f1": "-", "epochs_run": "-"} for name in self.member_names]
+                     "best_eval_f1": "-", "epochs_run": "-", "report_f1": "-"} for name in self.member_names]
         return rows
 
     @property

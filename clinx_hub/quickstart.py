@@ -137,6 +137,8 @@ def summary(record: dict, out: Path) -> str:
         )
     members = record.get("members", [])
     lines.append(f"{len(members)}-member ensemble trained in {record.get('quickstart_seconds', 0) / 60:.1f} min")
+    if evaluation and evaluation.get("member_median_f1") is not None:
+        lines[-1] += f"; its members alone score a median F1 of {evaluation['member_median_f1'] * 100:.1f}"
     model = out / "model"
     lines += [
         f"model: {model}",

@@ -82,6 +82,8 @@ def test_quickstart_trains_and_scores_a_small_ensemble(tiny_backbone_dir: Path, 
     assert (tmp_path / "model" / "ensemble.json").is_file() and len(list((tmp_path / "model" / "members").iterdir())) == 3
     record = json.loads((tmp_path / "quickstart.json").read_text())
     assert record["splits"] == 3 and record["evaluation"]["micro"]["support"] > 0
+    median = record["evaluation"]["member_median_f1"]
+    assert len(record["evaluation"]["members"]) == 3 and f"members alone score a median F1 of {median * 100:.1f}" in printed
     notes = [p.read_text(encoding="utf-8") for p in (tmp_path / "data" / "train").glob("*.txt")]
     record_text = (tmp_path / "quickstart.json").read_text()
     assert not any(sentence in record_text for text in notes for sentence in text.split(". ") if len(sentence) > 20)

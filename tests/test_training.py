@@ -11,6 +11,7 @@ from conftest import note
 
 from clinx_hub import Span, scheme_labels
 from clinx_hub.formats.brat import write_brat
+from clinx_hub.model_card import render_model_card
 from clinx_hub.ensemble import ClinXEnsemble, Extractor, ensemble_vote, load_extractor
 from clinx_hub.training import (
     ClinXTrainer,
@@ -131,6 +132,13 @@ def test_task_ensemble_records_each_member_on_the_report_split(tiny_backbone_dir
     assert evaluation["members"] == alone
     assert evaluation["member_median_f1"] == pytest.approx(sum(m["f1"] for m in alone) / 2)
     assert evaluation["micro"] == ensemble.evaluate(notes[14:18]).micro.to_dict()
+    # The model card gives each member's score alone and their median beside the vote's.
+    card = render_model_card(out, model_id="toy")
+    assert f"the members' median strict F1 is {evaluation['member_median_f1']:.4f}" in card
+    assert f"the vote's is {evaluation['micro']['f1']:.4f}" in card
+    section = card.split("## Ensemble members")[1].split("\n## ")[0]
+    rows = [line for line in section.splitlines() if line.startswith("| `")]
+    assert [row.split("|")[-2].strip() for row in rows] == [f"{m['f1']:.4f}" for m in alone]
 
 
 def test_transfer_reuses_head_for_equal_labels_and_resets_it_otherwise(tiny_backbone_dir: Path, tmp_path: Path) -> None:
