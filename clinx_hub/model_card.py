@@ -226,7 +226,6 @@ class ClinXCardData:
         alone = (self.evaluation or {}).get("members") or []
         for i, member in enumerate(self.record.get("members", [])):
             rows.append({
-                "report_f1": _number(alone[i].get("f1")) if i < len(alone) else "-",
                 "name": self.member_names[i] if i < len(self.member_names) else str(i),
                 "fold": member.get("fold", "-"),
                 "seed": member.get("seed", "-"),
@@ -234,6 +233,7 @@ class ClinXCardData:
                 "eval_documents": member.get("eval_documents", "-"),
                 "best_eval_f1": _number(member.get("best_eval_f1")),
                 "epochs_run": _number(member.get("epochs_run"), 1),
+                "report_f1": _number(alone[i].get("f1")) if i < len(alone) else "-",
             })
         if not rows and self.member_names:
             rows = [{"name": name, "fold": "-", "seed": "-", "train_documents": "-", "eval_documents": "-",
