@@ -175,6 +175,7 @@ def table() -> str:
         "give the classifier and CRF 10 times the encoder's rate (an encoder rate of 2e-4, head 2e-3,",
         "collapsed to all-O in the first epoch, with and without the CRF). `pharmaconer-single-10-epochs`",
         "differs from `pharmaconer-single` in its schedule alone (10 epochs, early stopping after 2 without gain).",
+        "At 3 epochs BIO beat BIOES on PharmaCoNER (one seed), unlike the paper; every other ablation lost F1.",
         "",
         "Hardware: CPU rows ran on the project's 2-core machine; H200 rows ran on a lent GPU through",
         "`benchmarks/device/accuracy.sh`, six experiments side by side on one card, so their wall times are",
