@@ -385,7 +385,7 @@ def train_recipe(
         "warmup_steps": args.warmup_steps,
         "batch_size": args.per_device_train_batch_size,
         "seed": args.seed,
-        "hardware": hardware(),
+        "hardware": hardware(args.device.type),  # where the Trainer ran, not merely what is visible
         "members": [],
     }
     started = time.time()
