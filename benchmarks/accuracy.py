@@ -39,7 +39,7 @@ PAPER_TABLE_7 = {"meddocan": 97.9, "pharmaconer": 92.3, "cantemist": 88.2, "medd
 # MEDDOCAN, with a third epoch as well (so the two are confounded), the rare labels came in
 # (FAMILIARES 0 -> 64.2, NUMERO_TELEFONO 6.7 -> 80.8) and test F1 went 87.6 -> 95.0. Training
 # longer is what PharmaCoNER wanted: 10 epochs (early-stopped after 8) gave dev 79.6 against 67.0.
-# At 3 epochs BIO beat BIOES on PharmaCoNER (69.6 against 67.0, one seed), unlike the paper; whether
+# At 3 epochs BIO beat BIOES on PharmaCoNER (69.6 against 67.0, and 67.5 with seed 43), unlike the paper; whether
 # that holds once both are trained to convergence is open.
 # An encoder rate of 2e-4 (head 2e-3) collapsed to all-O within the first epoch, with and without
 # the CRF.
@@ -177,7 +177,7 @@ def table() -> str:
         "give the classifier and CRF 10 times the encoder's rate (an encoder rate of 2e-4, head 2e-3,",
         "collapsed to all-O in the first epoch, with and without the CRF). `pharmaconer-single-10-epochs`",
         "differs from `pharmaconer-single` in its schedule alone (10 epochs, early stopping after 2 without gain).",
-        "At 3 epochs BIO beat BIOES on PharmaCoNER (one seed), unlike the paper; every other ablation lost F1.",
+        "At 3 epochs BIO beat BIOES on PharmaCoNER (BIOES 67.0 and 67.5 over two seeds), unlike the paper; every other ablation lost F1.",
         "",
         "Hardware: CPU rows ran on the project's 2-core machine; H200 rows ran on a lent GPU through",
         "`benchmarks/device/accuracy.sh`, six experiments side by side on one card (the 10-epoch row alone),",
