@@ -139,8 +139,10 @@ class ClinXEnsemble(Extractor):
         return self
 
     def predict(self, documents: Sequence[str | Document], *, batch_size: int = 16) -> list[list[Span]]:
-        per_member = [member.predict(documents, batch_size=batch_size) for member in self.members]
-        return self._vote(per_member)
+        return self._vote(self._member_predictions(documents, batch_size))
+
+    def _member_predictions(self, documents: Sequence[str | Document], batch_size: int) -> list[list[list[Span]]]:
+        return [member.predict(documents, batch_size=batch_size) for member in self.members]
 
     def _vote(self, per_member: Sequence[Sequence[Sequence[Span]]]) -> list[list[Span]]:
         return [ensemble_vote([m[i] for m in per_member], self.min_votes) for i in range(len(per_member[0]))]
@@ -153,7 +155,7 @@ class ClinXEnsemble(Extractor):
 
         >>> ensemble_result, member_results = ensemble.evaluate_members(dev)  # doctest: +SKIP
         """
-        per_member = [member.predict(documents, batch_size=batch_size) for member in self.members]
+        per_member = self._member_predictions(documents, batch_size)
         return _score(documents, self._vote(per_member)), [_score(documents, p) for p in per_member]
 
 
