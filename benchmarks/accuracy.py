@@ -39,8 +39,8 @@ PAPER_TABLE_7 = {"meddocan": 97.9, "pharmaconer": 92.3, "cantemist": 88.2, "medd
 # MEDDOCAN, with a third epoch as well (so the two are confounded), the rare labels came in
 # (FAMILIARES 0 -> 64.2, NUMERO_TELEFONO 6.7 -> 80.8) and test F1 went 87.6 -> 95.0. Training
 # longer is what PharmaCoNER wanted: 10 epochs (early-stopped after 8) gave dev 79.6 against 67.0.
-# At 3 epochs BIO beat BIOES on PharmaCoNER (69.6 against 67.0, and 67.5 with seed 43), unlike the paper; whether
-# that holds once both are trained to convergence is open.
+# At 3 epochs BIO beat BIOES on PharmaCoNER (69.6 against 67.0, and 67.5 with seed 43), unlike
+# the paper; whether that holds once both are trained to convergence is open.
 # An encoder rate of 2e-4 (head 2e-3) collapsed to all-O within the first epoch, with and without
 # the CRF.
 RECIPE = dict(

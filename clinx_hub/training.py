@@ -142,8 +142,9 @@ class ClinXTrainer(Trainer):
 
         A freshly initialised head (and the CRF's transitions) may want a higher rate than the
         encoder's fine-tuning rate. The scheduler scales every group alike, so the head keeps its
-        ratio to the encoder. (On PharmaCoNER with MiniLM, 10x for the head changed dev F1 by
-        +0.4 only, and labels with under ~100 training spans stayed unpredicted after 3 epochs.)
+        ratio to the encoder. (With MiniLM at 3 epochs, 10x for the head moved PharmaCoNER dev F1
+        by +0.4 only; on MEDDOCAN, together with a third epoch, labels with under ~100 training
+        spans came in: benchmarks/results/accuracy.md.)
         """
         fresh = self.optimizer is None
         optimizer = super().create_optimizer(model)
