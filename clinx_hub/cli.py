@@ -137,6 +137,12 @@ def _train(args: argparse.Namespace) -> int:
     from clinx_hub.hub import available_model
     from clinx_hub.training import default_arguments, train_task
 
+    if args.no_holdout and args.splits > 1:
+        print(
+            "clinx: error: --no-holdout trains one model; an ensemble (--splits > 1) needs its held-out folds",
+            file=sys.stderr,
+        )
+        return 2
     backbone = available_model(args.model)
     if args.init_from:
         args.init_from = available_model(args.init_from)
@@ -159,6 +165,7 @@ def _train(args: argparse.Namespace) -> int:
         first_n=args.first_n,
         init_from=args.init_from,
         early_stopping_patience=args.patience,
+        holdout=not args.no_holdout,
     )
     record = train_task(args.task, Path(args.data_dir), backbone, Path(args.out), arguments)
     evaluation = record.get("evaluation")
@@ -249,6 +256,12 @@ def add_model_commands(commands: argparse._SubParsersAction) -> None:
     train.add_argument("--first-n", type=int, default=None, help="train on the first N sentences only")
     train.add_argument("--init-from", default=None, help="a trained clinx_hub model to start from (transfer)")
     train.add_argument("--patience", type=int, default=3, help="evaluations without F1 gain before stopping")
+    train.add_argument(
+        "--no-holdout",
+        action="store_true",
+        help="one model on every training document (validation included) for --epochs, last epoch kept: "
+        "no early stopping (the paper's 'All' row); not with --splits > 1",
+    )
     train.add_argument("--seed", type=int, default=42)
     train.set_defaults(handler=_train)
 

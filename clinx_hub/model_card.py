@@ -215,6 +215,11 @@ class ClinXCardData:
         return len(labels) == self.num_tags and sorted(labels.values()) == sorted(self.record.get("labels", []))
 
     @property
+    def no_holdout(self) -> bool:
+        """One model trained on every training document, its last epoch kept (the paper's "All")."""
+        return self.record.get("holdout") is False
+
+    @property
     def member_median_f1(self) -> str | None:
         """The median of the members' strict F1, each scored alone on the evaluation split."""
         value = (self.evaluation or {}).get("member_median_f1")

@@ -58,6 +58,21 @@ class ClinXTrainingArguments(TrainingArguments):
         default=None,
         metadata={"help": "learning rate of the classifier and CRF (None: learning_rate, as for the encoder)"},
     )
+    holdout: bool = field(
+        default=True,
+        metadata={
+            "help": "one model: hold documents out to early-stop on and keep the best epoch (False: train on the"
+            " whole training side, validation included, for the set epochs and keep the last; the paper's 'All' row)"
+        },
+    )
+
+    def __post_init__(self):
+        if not self.holdout and self.splits > 1:
+            raise ValueError(
+                f"holdout=False trains one model on every training document; an ensemble of {self.splits} random"
+                " splits needs its held-out folds (use splits=1)"
+            )
+        super().__post_init__()
 
 
 class WindowDataset(torch.utils.data.Dataset):
@@ -355,9 +370,11 @@ def train_recipe(
     """Train one model (``args.splits == 1``) or a random-split ensemble into ``out``.
 
     With one split, the model early-stops on ``validation`` or, without one, on a held-out
-    random fifth of the training side. With n splits, the training side is cut into n
-    document-level folds; member i trains on the others and early-stops on fold i; the members
-    are saved under ``out/members`` with ``ensemble.json`` and the fold lists in ``folds.json``.
+    random fifth of the training side; with ``args.holdout`` False it trains on all of them
+    (``validation`` too) for the set epochs and keeps the last. With n splits, the training
+    side is cut into n document-level folds; member i trains on the others and early-stops on
+    fold i; the members are saved under ``out/members`` with ``ensemble.json`` and the fold
+    lists in ``folds.json``.
     """
     from .ensemble import ClinXEnsemble, Extractor
 
@@ -373,6 +390,7 @@ def train_recipe(
         "backbone": backbone,
         "labels": labels,
         "splits": args.splits,
+        "holdout": args.holdout,
         "context_size": args.context_size,
         "context_mode": args.context_mode,
         "label_scheme": args.label_scheme,
@@ -391,13 +409,17 @@ def train_recipe(
     }
     started = time.time()
     if args.splits <= 1:
-        if validation:
+        member_args = replace(args, output_dir=str(out / "checkpoints"))
+        if not args.holdout:
+            # The paper's "All": every training document, a fixed schedule, the last epoch is the model.
+            train_docs, eval_docs = documents + list(validation or []), []
+            member_args = replace(member_args, eval_strategy="no", load_best_model_at_end=False)
+        elif validation:
             train_docs, eval_docs = documents, list(validation)
         else:
             held_out = set(random_folds([d.id for d in documents], 5, args.seed)[0])
             train_docs = [d for d in documents if d.id not in held_out]
             eval_docs = [d for d in documents if d.id in held_out]
-        member_args = replace(args, output_dir=str(out / "checkpoints"))
         model, member_record = train_one(backbone, tokenizer, labels, train_docs, eval_docs, member_args)
         Extractor(model, tokenizer).save_pretrained(out)
         record["members"].append(member_record)
@@ -445,7 +467,8 @@ def train_task(
     """Train on a task's training side as PROTOCOL.md says and score the report split.
 
     With one split the standard train/validation division is kept where the task has one;
-    with n splits all training-side documents are pooled into the random folds. The report
+    with n splits, or one split and ``args.holdout`` False, all training-side documents are
+    pooled (into the random folds, or into one training set). The report
     split's strict scores go into ``training_record.json`` (statistics only, never text).
 
     >>> train_task("pharmaconer", "../shared/corpora", "runs/minilm", "runs/ph", args)  # doctest: +SKIP
@@ -459,7 +482,7 @@ def train_task(
     if not training:
         raise ValueError(f"{data_dir} holds none of {task_name}'s training splits {task.train_splits}")
     validation = None
-    if args.splits <= 1 and "validation" in training and len(training) > 1:
+    if args.splits <= 1 and args.holdout and "validation" in training and len(training) > 1:
         validation = splits["validation"]
         training = [s for s in training if s != "validation"]
     documents = [d for s in training for d in splits[s]]

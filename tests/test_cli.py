@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from clinx_hub.cli import main
+from clinx_hub.model_card import render_model_card
 from clinx_hub.synthetic import write_synthetic_corpus
 
 TINY = ["--epochs", "3", "--lr", "5e-3", "--window-length", "96", "--context", "16", "--batch-size", "8"]
@@ -33,6 +34,25 @@ def test_train_writes_a_model_and_scores_the_report_split(trained: Path, capsys)
     assert record["training_splits"] == ["train"] and record["members"][0]["eval_documents"] == 4
     assert (record["learning_rate"], record["head_learning_rate"], record["warmup_steps"]) == (5e-3, 2e-2, 0.1)
     assert {"config.json", "model.safetensors", "modeling_clinx.py", "tokenizer.json"} <= {p.name for p in trained.iterdir()}
+
+
+def test_no_holdout_trains_one_model_on_train_and_dev_for_the_set_epochs(
+    synthetic_dir: Path, tiny_backbone_dir: Path, tmp_path: Path, capsys
+) -> None:
+    out = tmp_path / "all"
+    assert main(["train", "brat", "--data-dir", str(synthetic_dir), "--model", str(tiny_backbone_dir),
+                 "--out", str(out), *TINY, "--epochs", "2", "--no-holdout"]) == 0
+    record = json.loads((out / "training_record.json").read_text())
+    assert record["holdout"] is False and record["training_splits"] == ["train", "validation"]
+    (member,) = record["members"]
+    assert (member["train_documents"], member["eval_documents"]) == (20, 0)  # 16 train + 4 dev, none held out
+    assert member["evaluations"] == [] and member["best_eval_f1"] is None and member["epochs_run"] == 2
+    assert record["evaluation"]["split"] == "test" and record["evaluation"]["documents"] == 6
+    assert "No documents were held out" in render_model_card(out, model_id="toy")
+    # An ensemble cannot go without its held-out folds: refused before anything is loaded.
+    assert main(["train", "brat", "--data-dir", str(synthetic_dir), "--model", str(tiny_backbone_dir),
+                 "--out", str(tmp_path / "ens"), *TINY, "--no-holdout", "--splits", "3"]) == 2
+    assert "--no-holdout" in capsys.readouterr().err and not (tmp_path / "ens").exists()
 
 
 def test_score_of_predicted_brat_equals_evaluate(trained: Path, synthetic_dir: Path, tmp_path: Path, capsys) -> None:

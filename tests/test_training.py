@@ -162,6 +162,12 @@ def test_transfer_reuses_head_for_equal_labels_and_resets_it_otherwise(tiny_back
     assert all(torch.equal(p, encoder_state[n]) for n, p in other.encoder.state_dict().items())
 
 
+def test_no_holdout_is_for_one_model_only(tmp_path: Path) -> None:
+    assert tiny_args(tmp_path, holdout=False).holdout is False
+    with pytest.raises(ValueError, match="held-out folds"):
+        tiny_args(tmp_path, holdout=False, splits=5)
+
+
 def test_training_resumes_from_the_last_checkpoint(tiny_backbone_dir: Path, notes, tmp_path: Path) -> None:
     tokenizer = __import__("transformers").AutoTokenizer.from_pretrained(tiny_backbone_dir)
     labels = scheme_labels(TYPES)
