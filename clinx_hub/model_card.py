@@ -259,7 +259,7 @@ class ClinXCardData:
             ("Output layer", "linear-chain CRF" if self.use_crf else "softmax (no CRF)"),
             ("Tagging level", self.tagging_level),
             ("First n sentences only", r.get("first_n")),
-            ("Epochs (maximum)", _number(r.get("epochs"), 1)),
+            ("Epochs" if self.no_holdout else "Epochs (maximum)", _number(r.get("epochs"), 1)),
             ("Learning rate", r.get("learning_rate")),
             ("Learning rate of the classifier and CRF", r.get("head_learning_rate")),
             ("Warmup", r.get("warmup_steps") or None),

@@ -144,5 +144,6 @@ def summary(record: dict, out: Path) -> str:
         f"model: {model}",
         f"extract from your own notes:  clinx predict {model} NOTES.txt --out predictions/",
         f"score a BRAT folder:          clinx evaluate {model} brat --data-dir {out / 'data'} --split test",
+        f"open the demo in a browser:   clinx demo --model {model}",
     ]
     return "\n".join(lines)

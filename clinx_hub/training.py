@@ -121,9 +121,11 @@ class ClinXTrainer(Trainer):
     ):
         config = model.config
         self.eval_documents = list(eval_documents or [])
+        # What tokenisation found in the training spans (aligned, or not representable).
         self.findings = []
-        train_windows = self._windows(config, tokenizer, train_documents)
-        eval_windows = self._windows(config, tokenizer, self.eval_documents) if self.eval_documents else None
+        train_windows = self._windows(config, tokenizer, train_documents, self.findings)
+        # The Trainer wants an eval dataset for epoch-wise evaluation; evaluate() scores documents.
+        eval_windows = self._windows(config, tokenizer, self.eval_documents, []) if self.eval_documents else None
         pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
         super().__init__(
             model=model,
@@ -135,14 +137,14 @@ class ClinXTrainer(Trainer):
             **kwargs,
         )
 
-    def _windows(self, config, tokenizer, documents: Sequence[Document]) -> list[Window]:
+    def _windows(self, config, tokenizer, documents: Sequence[Document], findings: list) -> list[Window]:
         first_subword = config.tagging_level == "first_subword"
         tokenized = [
             tokenize_document(d, tokenizer, config.label2id, scheme=config.label_scheme, first_subword=first_subword)
             for d in documents
         ]
         for t in tokenized:
-            self.findings.extend(t.findings)
+            findings.extend(t.findings)
         return build_windows(
             tokenized,
             tokenizer,
@@ -376,13 +378,22 @@ def train_recipe(
     fold i; the members are saved under ``out/members`` with ``ensemble.json`` and the fold
     lists in ``folds.json``.
     """
-    from .ensemble import ClinXEnsemble, Extractor
+    from .ensemble import ENSEMBLE_FILE, ClinXEnsemble, Extractor
 
     out = Path(out)
+    # A finished model of the other kind would outlive this run in the same folder (load_extractor
+    # and AutoModel would open whichever they find first): refuse instead of mixing the two.
+    other = out / ("config.json" if args.splits > 1 else ENSEMBLE_FILE)
+    if other.is_file():
+        kind = "single model" if args.splits > 1 else "ensemble"
+        raise FileExistsError(f"{out} already holds a trained {kind} ({other.name}): train into another folder")
     out.mkdir(parents=True, exist_ok=True)
     labels = scheme_labels(list(entity_types), args.label_scheme)
     tokenizer = AutoTokenizer.from_pretrained(args.init_from or backbone)
     documents = list(training_side)
+    if not args.holdout and validation:
+        # Nothing is held out: validation is training data like the rest (and first-n counts it).
+        documents, validation = documents + list(validation), None
     if args.first_n:
         documents = first_n_sentences(documents, args.first_n)
     record = {
@@ -412,7 +423,7 @@ def train_recipe(
         member_args = replace(args, output_dir=str(out / "checkpoints"))
         if not args.holdout:
             # The paper's "All": every training document, a fixed schedule, the last epoch is the model.
-            train_docs, eval_docs = documents + list(validation or []), []
+            train_docs, eval_docs = documents, []
             member_args = replace(member_args, eval_strategy="no", load_best_model_at_end=False)
         elif validation:
             train_docs, eval_docs = documents, list(validation)

@@ -99,6 +99,7 @@ def test_quickstart_trains_and_scores_a_small_ensemble(tiny_backbone_dir: Path, 
     assert main(["quickstart", "--out", str(tmp_path), "--model", str(tiny_backbone_dir)]) == 0
     printed = capsys.readouterr().out
     assert "strict micro F1 on 15 test notes" in printed and "3-member ensemble" in printed
+    assert f"clinx demo --model {tmp_path / 'model'}" in printed
     assert (tmp_path / "model" / "ensemble.json").is_file() and len(list((tmp_path / "model" / "members").iterdir())) == 3
     record = json.loads((tmp_path / "quickstart.json").read_text())
     assert record["splits"] == 3 and record["evaluation"]["micro"]["support"] > 0

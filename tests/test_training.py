@@ -81,14 +81,19 @@ def test_majority_vote_is_deterministic_for_ties_and_overlaps() -> None:
 
 
 def test_single_model_recipe_trains_saves_and_evaluates(tiny_backbone_dir: Path, notes, tmp_path: Path) -> None:
+    # One training and one held-out note list a span twice: the record counts the training one only.
+    def doubled(d):
+        return d.with_spans([*d.spans, d.spans[0]])
+
     out = train_recipe(
-        str(tiny_backbone_dir), notes[:16], tmp_path / "single", tiny_args(tmp_path / "single"),
-        entity_types=TYPES, validation=notes[16:20], task="toy",
+        str(tiny_backbone_dir), [doubled(notes[0]), *notes[1:16]], tmp_path / "single", tiny_args(tmp_path / "single"),
+        entity_types=TYPES, validation=[doubled(notes[16]), *notes[17:20]], task="toy",
     )
     assert not (out / "checkpoints").exists()
     record = json.loads((out / "training_record.json").read_text())
     assert record["labels"] == scheme_labels(TYPES) and record["splits"] == 1
     assert record["members"][0]["eval_documents"] == 4 and record["members"][0]["evaluations"]
+    assert record["members"][0]["unrepresentable_train_spans"] == 1
     extractor = load_extractor(out)
     assert type(extractor) is Extractor and extractor.config.context_size == 8
     result = extractor.evaluate(notes[20:])
@@ -166,6 +171,29 @@ def test_no_holdout_is_for_one_model_only(tmp_path: Path) -> None:
     assert tiny_args(tmp_path, holdout=False).holdout is False
     with pytest.raises(ValueError, match="held-out folds"):
         tiny_args(tmp_path, holdout=False, splits=5)
+
+
+def test_no_holdout_pools_validation_before_the_first_n_cut(tiny_backbone_dir: Path, notes, tmp_path: Path) -> None:
+    # n00 (2 sentences) and n01 (3) come first in corpus order, and they are the validation notes.
+    args = tiny_args(tmp_path / "all" / "checkpoints", holdout=False, first_n=5, num_train_epochs=1)
+    out = train_recipe(
+        str(tiny_backbone_dir), notes[4:12], tmp_path / "all", args, entity_types=TYPES, validation=notes[:4], task="toy"
+    )
+    (member,) = json.loads((out / "training_record.json").read_text())["members"]
+    assert (member["train_documents"], member["eval_documents"]) == (2, 0)
+
+
+def test_a_folder_holding_the_other_kind_of_model_is_refused(tiny_backbone_dir: Path, notes, tmp_path: Path) -> None:
+    (tmp_path / "ens").mkdir()
+    (tmp_path / "ens" / "ensemble.json").write_text("{}")
+    with pytest.raises(FileExistsError, match="already holds a trained ensemble"):
+        train_recipe(str(tiny_backbone_dir), notes[:8], tmp_path / "ens", tiny_args(tmp_path), entity_types=TYPES)
+    (tmp_path / "one").mkdir()
+    (tmp_path / "one" / "config.json").write_text("{}")
+    with pytest.raises(FileExistsError, match="already holds a trained single model"):
+        train_recipe(
+            str(tiny_backbone_dir), notes[:8], tmp_path / "one", tiny_args(tmp_path, splits=2), entity_types=TYPES
+        )
 
 
 def test_training_resumes_from_the_last_checkpoint(tiny_backbone_dir: Path, notes, tmp_path: Path) -> None:
