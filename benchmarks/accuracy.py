@@ -99,6 +99,10 @@ EXPERIMENTS = {
             "early_stopping_patience": 5,
         },
     ),
+    # Next, for a lent GPU (benchmarks/device/accuracy.sh; ~3 h each on these 2 cores): All and the
+    # ensemble compared at a converged schedule, and All as the single model for the dev-80 target.
+    "pharmaconer-all-10-epochs": ("pharmaconer", {"holdout": False, "num_train_epochs": 10}),
+    "pharmaconer-ensemble-10-epochs": ("pharmaconer", {"splits": 5, "num_train_epochs": 10}),
     "meddocan-single-v1": ("meddocan", {**V1, "num_train_epochs": 2}),
     "pharmaconer-single-v1": ("pharmaconer", V1),
     "pharmaconer-context-0-v1": ("pharmaconer", {**V1, "context_size": 0}),
