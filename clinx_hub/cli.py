@@ -137,36 +137,34 @@ def _train(args: argparse.Namespace) -> int:
     from clinx_hub.hub import available_model
     from clinx_hub.training import default_arguments, train_task
 
-    if args.no_holdout and args.splits > 1:
-        print(
-            "clinx: error: --no-holdout trains one model; an ensemble (--splits > 1) needs its held-out folds",
-            file=sys.stderr,
-        )
-        return 2
     backbone = available_model(args.model)
     if args.init_from:
         args.init_from = available_model(args.init_from)
-    arguments = default_arguments(
-        Path(args.out) / "checkpoints",
-        num_train_epochs=args.epochs,
-        learning_rate=args.lr,
-        head_learning_rate=args.head_lr,
-        warmup_steps=args.warmup,
-        per_device_train_batch_size=args.batch_size,
-        per_device_eval_batch_size=args.batch_size,
-        seed=args.seed,
-        splits=args.splits,
-        context_size=args.context,
-        context_mode=args.context_mode,
-        label_scheme=args.scheme,
-        use_crf=not args.no_crf,
-        tagging_level="first_subword" if args.word_level else "subword",
-        window_length=args.window_length,
-        first_n=args.first_n,
-        init_from=args.init_from,
-        early_stopping_patience=args.patience,
-        holdout=not args.no_holdout,
-    )
+    try:
+        arguments = default_arguments(
+            Path(args.out) / "checkpoints",
+            num_train_epochs=args.epochs,
+            learning_rate=args.lr,
+            head_learning_rate=args.head_lr,
+            warmup_steps=args.warmup,
+            per_device_train_batch_size=args.batch_size,
+            per_device_eval_batch_size=args.batch_size,
+            seed=args.seed,
+            splits=args.splits,
+            context_size=args.context,
+            context_mode=args.context_mode,
+            label_scheme=args.scheme,
+            use_crf=not args.no_crf,
+            tagging_level="first_subword" if args.word_level else "subword",
+            window_length=args.window_length,
+            first_n=args.first_n,
+            init_from=args.init_from,
+            early_stopping_patience=args.patience,
+            holdout=not args.no_holdout,
+        )
+    except ValueError as err:  # settings that cannot go together, e.g. --no-holdout with --splits > 1
+        print(f"clinx: error: {err}", file=sys.stderr)
+        return 2
     record = train_task(args.task, Path(args.data_dir), backbone, Path(args.out), arguments)
     evaluation = record.get("evaluation")
     if evaluation:

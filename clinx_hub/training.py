@@ -69,8 +69,8 @@ class ClinXTrainingArguments(TrainingArguments):
     def __post_init__(self):
         if not self.holdout and self.splits > 1:
             raise ValueError(
-                f"holdout=False trains one model on every training document; an ensemble of {self.splits} random"
-                " splits needs its held-out folds (use splits=1)"
+                "holdout=False (--no-holdout) trains one model on every training document; an ensemble of"
+                f" {self.splits} random splits needs its held-out folds (use splits=1)"
             )
         super().__post_init__()
 
