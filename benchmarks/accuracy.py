@@ -103,6 +103,14 @@ EXPERIMENTS = {
     # ensemble compared at a converged schedule, and All as the single model for the dev-80 target.
     "pharmaconer-all-10-epochs": ("pharmaconer", {"holdout": False, "num_train_epochs": 10}),
     "pharmaconer-ensemble-10-epochs": ("pharmaconer", {"splits": 5, "num_train_epochs": 10}),
+    # On CPU, attention dropout keeps scaled_dot_product_attention off its fused kernel: a MiniLM step
+    # at batch 8 x 512 took ~11 s with the encoder's 0.1 and ~4 s with 0 (2 threads). Does 0 cost F1?
+    # The single row again with 0; then All for the dev-80 target at a schedule that fits 2 cores.
+    "pharmaconer-single-attention-dropout-0": ("pharmaconer", {"attention_dropout": 0.0}),
+    "pharmaconer-all-6-epochs-attention-dropout-0": (
+        "pharmaconer",
+        {"holdout": False, "num_train_epochs": 6, "attention_dropout": 0.0},
+    ),
     "meddocan-single-v1": ("meddocan", {**V1, "num_train_epochs": 2}),
     "pharmaconer-single-v1": ("pharmaconer", V1),
     "pharmaconer-context-0-v1": ("pharmaconer", {**V1, "context_size": 0}),

@@ -161,6 +161,7 @@ def _train(args: argparse.Namespace) -> int:
             init_from=args.init_from,
             early_stopping_patience=args.patience,
             holdout=not args.no_holdout,
+            attention_dropout=args.attention_dropout,
         )
     except ValueError as err:  # settings that cannot go together, e.g. --no-holdout with --splits > 1
         print(f"clinx: error: {err}", file=sys.stderr)
@@ -245,6 +246,11 @@ def add_model_commands(commands: argparse._SubParsersAction) -> None:
     )
     train.add_argument("--warmup", type=float, default=0, help="warmup steps, or a fraction of all steps if < 1")
     train.add_argument("--batch-size", type=int, default=16)
+    train.add_argument(
+        "--attention-dropout", type=float, default=None,
+        help="dropout on attention probabilities while training (default: the encoder's own, 0.1 for BERT/XLM-R);"
+        " 0 makes CPU training steps ~2.7x faster",
+    )
     train.add_argument("--context", type=int, default=100, help="subwords of context on each side")
     train.add_argument("--context-mode", choices=["window", "sentence"], default="window")
     train.add_argument("--window-length", type=int, default=512, help="encoder positions per window")

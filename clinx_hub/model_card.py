@@ -263,6 +263,7 @@ class ClinXCardData:
             ("Learning rate", r.get("learning_rate")),
             ("Learning rate of the classifier and CRF", r.get("head_learning_rate")),
             ("Warmup", r.get("warmup_steps") or None),
+            ("Attention dropout while training", r.get("attention_dropout")),
             ("Batch size", r.get("batch_size")),
             ("Seeds", ", ".join(str(s) for s in seeds if s is not None) or None),
             ("Hardware", r.get("hardware")),

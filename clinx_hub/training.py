@@ -58,6 +58,13 @@ class ClinXTrainingArguments(TrainingArguments):
         default=None,
         metadata={"help": "learning rate of the classifier and CRF (None: learning_rate, as for the encoder)"},
     )
+    attention_dropout: float | None = field(
+        default=None,
+        metadata={
+            "help": "dropout on the encoder's attention probabilities while training (None: the encoder's own,"
+            " 0.1 for BERT/XLM-R). 0 lets PyTorch's fused attention kernel run on CPU: ~2.7x faster steps here"
+        },
+    )
     holdout: bool = field(
         default=True,
         metadata={
@@ -67,6 +74,8 @@ class ClinXTrainingArguments(TrainingArguments):
     )
 
     def __post_init__(self):
+        if self.attention_dropout is not None and not 0 <= self.attention_dropout < 1:
+            raise ValueError(f"attention_dropout must be in [0, 1), not {self.attention_dropout}")
         if not self.holdout and self.splits > 1:
             raise ValueError(
                 "holdout=False (--no-holdout) trains one model on every training document; an ensemble of"
@@ -283,9 +292,39 @@ def initial_model(
         if [source.config.id2label[i] for i in range(source.config.num_labels)] == labels and all(
             getattr(source.config, k) == v for k, v in settings.items() if k != "window_length"
         ):
-            return source
-        return ClinXForTokenClassification.from_backbone(source.encoder, labels, **settings)
-    return ClinXForTokenClassification.from_backbone(backbone, labels, **settings)
+            model = source
+        else:
+            model = ClinXForTokenClassification.from_backbone(source.encoder, labels, **settings)
+    else:
+        model = ClinXForTokenClassification.from_backbone(backbone, labels, **settings)
+    if args.attention_dropout is not None:
+        set_attention_dropout(model, args.attention_dropout)
+    return model
+
+
+def set_attention_dropout(model: ClinXForTokenClassification, p: float) -> None:
+    """Set the dropout on the encoder's attention probabilities (``attention_probs_dropout_prob``).
+
+    BERT-family attention (BERT, RoBERTa, XLM-R and so CLIN-X) reads it from each self-attention
+    module's ``dropout`` at every forward; the encoder config is updated too, so the saved model
+    says how it was trained. With 0, ``scaled_dot_product_attention`` may take its fused kernel,
+    which on CPU it does only without dropout.
+    """
+    encoder_config = model.encoder.config
+    if not hasattr(encoder_config, "attention_probs_dropout_prob"):
+        raise ValueError(
+            f"attention_dropout: the {encoder_config.model_type} encoder has no attention_probs_dropout_prob"
+        )
+    modules = [
+        m for m in model.encoder.modules()
+        if type(m).__name__.endswith("SelfAttention") and isinstance(getattr(m, "dropout", None), torch.nn.Dropout)
+    ]
+    if not modules:
+        raise ValueError(f"attention_dropout: found no self-attention dropout in the {encoder_config.model_type} encoder")
+    for module in modules:
+        module.dropout.p = p
+    encoder_config.attention_probs_dropout_prob = p
+    model.config.encoder["attention_probs_dropout_prob"] = p
 
 
 def train_one(
@@ -412,6 +451,7 @@ def train_recipe(
         "epochs": args.num_train_epochs,
         "learning_rate": args.learning_rate,
         "head_learning_rate": args.head_learning_rate,
+        "attention_dropout": args.attention_dropout,
         "warmup_steps": args.warmup_steps,
         "batch_size": args.per_device_train_batch_size,
         "seed": args.seed,

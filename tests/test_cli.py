@@ -24,7 +24,7 @@ def synthetic_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def trained(tmp_path_factory: pytest.TempPathFactory, synthetic_dir: Path, tiny_backbone_dir: Path) -> Path:
     out = tmp_path_factory.mktemp("model")
     assert main(["train", "brat", "--data-dir", str(synthetic_dir), "--model", str(tiny_backbone_dir),
-                 "--out", str(out), *TINY, "--head-lr", "2e-2", "--warmup", "0.1"]) == 0
+                 "--out", str(out), *TINY, "--head-lr", "2e-2", "--warmup", "0.1", "--attention-dropout", "0"]) == 0
     return out
 
 
@@ -33,7 +33,16 @@ def test_train_writes_a_model_and_scores_the_report_split(trained: Path, capsys)
     assert record["evaluation"]["split"] == "test" and record["evaluation"]["documents"] == 6
     assert record["training_splits"] == ["train"] and record["members"][0]["eval_documents"] == 4
     assert (record["learning_rate"], record["head_learning_rate"], record["warmup_steps"]) == (5e-3, 2e-2, 0.1)
+    assert record["attention_dropout"] == 0.0
+    assert json.loads((trained / "config.json").read_text())["encoder"]["attention_probs_dropout_prob"] == 0.0
+    assert "| Attention dropout while training | 0.0 |" in render_model_card(trained, model_id="toy")
     assert {"config.json", "model.safetensors", "modeling_clinx.py", "tokenizer.json"} <= {p.name for p in trained.iterdir()}
+
+
+def test_an_attention_dropout_outside_0_to_1_is_refused(synthetic_dir: Path, tiny_backbone_dir: Path, tmp_path: Path, capsys) -> None:
+    assert main(["train", "brat", "--data-dir", str(synthetic_dir), "--model", str(tiny_backbone_dir),
+                 "--out", str(tmp_path / "m"), *TINY, "--attention-dropout", "1.5"]) == 2
+    assert "attention_dropout must be in [0, 1), not 1.5" in capsys.readouterr().err
 
 
 def test_no_holdout_trains_one_model_on_train_and_dev_for_the_set_epochs(

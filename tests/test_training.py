@@ -14,6 +14,7 @@ from clinx_hub import Span, scheme_labels
 from clinx_hub.formats.brat import write_brat
 from clinx_hub.model_card import render_model_card
 from clinx_hub.ensemble import ClinXEnsemble, Extractor, ensemble_vote, load_extractor
+from clinx_hub.modeling_clinx import ClinXForTokenClassification
 from clinx_hub.training import (
     ClinXTrainer,
     default_arguments,
@@ -165,6 +166,37 @@ def test_transfer_reuses_head_for_equal_labels_and_resets_it_otherwise(tiny_back
     assert other.config.num_labels == len(other_labels) and other.crf.transitions.abs().max() <= 0.1
     encoder_state = source.model.encoder.state_dict()
     assert all(torch.equal(p, encoder_state[n]) for n, p in other.encoder.state_dict().items())
+
+
+def test_attention_dropout_applies_to_every_attention_layer_and_is_saved(tiny_backbone_dir: Path, tmp_path: Path) -> None:
+    # The tiny encoder has no dropout anywhere, so a training-mode forward is deterministic unless
+    # the attention probabilities are dropped.
+    ids = torch.randint(5, 290, (2, 24), generator=torch.Generator().manual_seed(0))
+    labels = scheme_labels(TYPES)
+    plain = initial_model(str(tiny_backbone_dir), labels, tiny_args(tmp_path)).train()
+    assert torch.equal(plain(input_ids=ids).logits, plain(input_ids=ids).logits)
+    dropped = initial_model(str(tiny_backbone_dir), labels, tiny_args(tmp_path, attention_dropout=0.5)).train()
+    assert not torch.equal(dropped(input_ids=ids).logits, dropped(input_ids=ids).logits)
+    assert [m.dropout.p for m in dropped.encoder.modules() if type(m).__name__.endswith("SelfAttention")] == [0.5, 0.5]
+    tokenizer = __import__("transformers").AutoTokenizer.from_pretrained(tiny_backbone_dir)
+    Extractor(dropped, tokenizer).save_pretrained(tmp_path / "saved")
+    reloaded = load_extractor(tmp_path / "saved").model
+    assert reloaded.encoder.config.attention_probs_dropout_prob == 0.5
+    with pytest.raises(ValueError, match=r"attention_dropout must be in \[0, 1\)"):
+        tiny_args(tmp_path, attention_dropout=1.0)
+
+
+def test_attention_dropout_names_an_encoder_without_it(tmp_path: Path) -> None:
+    from transformers import DistilBertConfig
+
+    from clinx_hub.training import set_attention_dropout
+
+    encoder = __import__("transformers").AutoModel.from_config(
+        DistilBertConfig(vocab_size=50, dim=16, n_layers=1, n_heads=2, hidden_dim=20, max_position_embeddings=32)
+    )
+    model = ClinXForTokenClassification.from_backbone(encoder, scheme_labels(TYPES))
+    with pytest.raises(ValueError, match="distilbert encoder has no attention_probs_dropout_prob"):
+        set_attention_dropout(model, 0.0)
 
 
 def test_no_holdout_is_for_one_model_only(tmp_path: Path) -> None:
