@@ -83,15 +83,17 @@ def _similarity(args: argparse.Namespace) -> int:
     from clinx_hub.corpora import load_task
     from clinx_hub.similarity import rank_sources
 
+    from clinx_hub.hub import available_model
+
+    # Every model is checked before any is loaded: an offline Hub id fails at once, with the way out.
+    candidates = {name: available_model(name) for name in args.candidates}
+    reference = available_model(args.reference)
     splits = load_task(args.task, Path(args.data_dir), splits=[args.split])
     if args.split not in splits:
         present = ", ".join(splits) or "none"
         print(f"clinx: error: no split {args.split!r} in {args.data_dir} (present: {present})", file=sys.stderr)
         return 2
-    candidates = {name: name for name in args.candidates}
-    ranking = rank_sources(
-        splits[args.split], candidates, args.reference, measure=args.measure, max_tokens=args.max_tokens
-    )
+    ranking = rank_sources(splits[args.split], candidates, reference, measure=args.measure, max_tokens=args.max_tokens)
     if args.json:
         result = {
             "task": args.task, "split": args.split, "reference": args.reference, "measure": args.measure,
@@ -135,7 +137,7 @@ def add_similarity_command(commands: argparse._SubParsersAction) -> None:
 
 def _train(args: argparse.Namespace) -> int:
     from clinx_hub.hub import available_model
-    from clinx_hub.training import default_arguments, train_task
+    from clinx_hub.training import TrainingSetupError, default_arguments, train_task
 
     backbone = available_model(args.model)
     if args.init_from:
@@ -166,7 +168,11 @@ def _train(args: argparse.Namespace) -> int:
     except ValueError as err:  # settings that cannot go together, e.g. --no-holdout with --splits > 1
         print(f"clinx: error: {err}", file=sys.stderr)
         return 2
-    record = train_task(args.task, Path(args.data_dir), backbone, Path(args.out), arguments)
+    try:
+        record = train_task(args.task, Path(args.data_dir), backbone, Path(args.out), arguments)
+    except TrainingSetupError as err:  # e.g. too few documents for the folds, a resume with other settings
+        print(f"clinx: error: {err}", file=sys.stderr)
+        return 2
     evaluation = record.get("evaluation")
     if evaluation:
         micro = evaluation["micro"]

@@ -7,6 +7,7 @@ Data flows one way: documents -> windows (``windows.py``) -> model -> spans (``e
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import platform
@@ -38,6 +39,12 @@ TRAINING_RECORD = "training_record.json"
 # Modules of ClinXForTokenClassification trained from scratch on top of the encoder.
 HEAD_MODULES = ("classifier", "crf")
 FOLDS_FILE = "folds.json"
+# Beside a run's checkpoints: the settings a resumed run must share (see check_run_settings).
+RUN_SETTINGS = "run_settings.json"
+
+
+class TrainingSetupError(ValueError):
+    """The training data or a source model cannot serve the requested settings (the CLI exits 2)."""
 
 
 @dataclass
@@ -233,7 +240,10 @@ def random_folds(doc_ids: Sequence[str], n: int, seed: int) -> list[list[str]]:
     if n < 2:
         raise ValueError("random folds need n >= 2")
     if len(doc_ids) < n:
-        raise ValueError(f"{len(doc_ids)} documents cannot make {n} folds")
+        raise TrainingSetupError(
+            f"{len(doc_ids)} training documents cannot make {n} folds (fewer documents than --splits, a --first-n"
+            " that leaves too few, or, for one model without a validation split, fewer than 5 to hold one fifth out)"
+        )
     ids = sorted(doc_ids)
     random.Random(seed).shuffle(ids)
     return [sorted(ids[i::n]) for i in range(n)]
@@ -274,8 +284,9 @@ def initial_model(
 ) -> ClinXForTokenClassification:
     """A model to train: from ``args.init_from`` (transfer) or a fresh head on ``backbone``.
 
-    A source model whose labels equal the target's is reused whole (head and CRF included);
-    otherwise only its encoder is, and the head and CRF start fresh.
+    The encoder always comes from the source. Its classifier and CRF come too when its labels
+    equal the target's and both use (or both skip) the CRF; otherwise they start fresh. The
+    context, window and tagging settings are always this run's, never the source's.
     """
     settings = dict(
         label_scheme=args.label_scheme,
@@ -288,13 +299,13 @@ def initial_model(
     if args.init_from:
         source = AutoModelForTokenClassification.from_pretrained(args.init_from)
         if not isinstance(source, ClinXForTokenClassification):
-            raise ValueError(f"--init-from {args.init_from} is not a clinx_hub model")
-        if [source.config.id2label[i] for i in range(source.config.num_labels)] == labels and all(
-            getattr(source.config, k) == v for k, v in settings.items() if k != "window_length"
-        ):
-            model = source
-        else:
-            model = ClinXForTokenClassification.from_backbone(source.encoder, labels, **settings)
+            raise TrainingSetupError(f"--init-from {args.init_from} is not a clinx_hub model")
+        model = ClinXForTokenClassification.from_backbone(source.encoder, labels, **settings)
+        source_labels = [source.config.id2label[i] for i in range(source.config.num_labels)]
+        if source_labels == labels and source.config.use_crf == args.use_crf:
+            for name in HEAD_MODULES:
+                if getattr(model, name) is not None:
+                    getattr(model, name).load_state_dict(getattr(source, name).state_dict())
     else:
         model = ClinXForTokenClassification.from_backbone(backbone, labels, **settings)
     if args.attention_dropout is not None:
@@ -312,7 +323,7 @@ def set_attention_dropout(model: ClinXForTokenClassification, p: float) -> None:
     """
     encoder_config = model.encoder.config
     if not hasattr(encoder_config, "attention_probs_dropout_prob"):
-        raise ValueError(
+        raise TrainingSetupError(
             f"attention_dropout: the {encoder_config.model_type} encoder has no attention_probs_dropout_prob"
         )
     modules = [
@@ -320,11 +331,51 @@ def set_attention_dropout(model: ClinXForTokenClassification, p: float) -> None:
         if type(m).__name__.endswith("SelfAttention") and isinstance(getattr(m, "dropout", None), torch.nn.Dropout)
     ]
     if not modules:
-        raise ValueError(f"attention_dropout: found no self-attention dropout in the {encoder_config.model_type} encoder")
+        raise TrainingSetupError(
+            f"attention_dropout: found no self-attention dropout in the {encoder_config.model_type} encoder"
+        )
     for module in modules:
         module.dropout.p = p
     encoder_config.attention_probs_dropout_prob = p
     model.config.encoder["attention_probs_dropout_prob"] = p
+
+
+def run_settings(args: ClinXTrainingArguments, train_documents, eval_documents) -> dict:
+    """What an interrupted run must share with the run that resumes it (epochs may grow).
+
+    The documents enter as counts and a digest of their ids (no text).
+    """
+    def documents(docs):
+        ids = sorted(d.id for d in docs)
+        return {"count": len(ids), "ids_sha256": hashlib.sha256("\n".join(ids).encode()).hexdigest()}
+
+    fields = (
+        "context_size", "context_mode", "label_scheme", "use_crf", "tagging_level", "window_length", "init_from",
+        "learning_rate", "head_learning_rate", "warmup_steps", "per_device_train_batch_size",
+        "gradient_accumulation_steps", "lr_scheduler_type", "lr_scheduler_kwargs", "weight_decay", "seed",
+        "attention_dropout", "eval_strategy", "metric_for_best_model",
+    )
+    settings = {name: getattr(args, name) for name in fields}
+    settings["train_documents"] = documents(train_documents)
+    settings["eval_documents"] = documents(eval_documents)
+    return json.loads(json.dumps(settings, default=str))
+
+
+def check_run_settings(args: ClinXTrainingArguments, train_documents, eval_documents, *, resuming: bool) -> None:
+    """Write this run's settings beside its checkpoints, or, when resuming, refuse other settings."""
+    path = Path(args.output_dir) / RUN_SETTINGS
+    settings = run_settings(args, train_documents, eval_documents)
+    if resuming and path.is_file():
+        before = json.loads(path.read_text())
+        changed = sorted(k for k in settings.keys() | before.keys() if settings.get(k) != before.get(k))
+        if changed:
+            raise TrainingSetupError(
+                f"{args.output_dir} holds checkpoints of an interrupted run with other settings ({', '.join(changed)}):"
+                " rerun with the same settings to resume it, or train into another --out"
+            )
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(settings, indent=2) + "\n")
 
 
 def train_one(
@@ -342,8 +393,9 @@ def train_one(
     callbacks = [history]
     if eval_documents and args.load_best_model_at_end:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=args.early_stopping_patience))
-    trainer = ClinXTrainer(model, args, tokenizer, train_documents, eval_documents, callbacks=callbacks)
     checkpoints = list(Path(args.output_dir).glob("checkpoint-*"))
+    check_run_settings(args, train_documents, eval_documents, resuming=bool(checkpoints))
+    trainer = ClinXTrainer(model, args, tokenizer, train_documents, eval_documents, callbacks=callbacks)
     started = time.time()
     trainer.train(resume_from_checkpoint=bool(checkpoints) or None)
     record = {
@@ -531,7 +583,7 @@ def train_task(
     splits = load_task(task_name, Path(data_dir))
     training = [s for s in task.train_splits if s in splits and s != task.report_split]
     if not training:
-        raise ValueError(f"{data_dir} holds none of {task_name}'s training splits {task.train_splits}")
+        raise TrainingSetupError(f"{data_dir} holds none of {task_name}'s training splits {task.train_splits}")
     validation = None
     if args.splits <= 1 and args.holdout and "validation" in training and len(training) > 1:
         validation = splits["validation"]

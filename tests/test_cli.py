@@ -39,6 +39,13 @@ def test_train_writes_a_model_and_scores_the_report_split(trained: Path, capsys)
     assert {"config.json", "model.safetensors", "modeling_clinx.py", "tokenizer.json"} <= {p.name for p in trained.iterdir()}
 
 
+def test_too_few_documents_for_the_folds_is_a_clear_error(synthetic_dir: Path, tiny_backbone_dir: Path, tmp_path: Path, capsys) -> None:
+    # The first 3 sentences come from one or two notes: not enough for 3 folds.
+    assert main(["train", "brat", "--data-dir", str(synthetic_dir), "--model", str(tiny_backbone_dir),
+                 "--out", str(tmp_path / "m"), *TINY, "--splits", "3", "--first-n", "3"]) == 2
+    assert "cannot make 3 folds" in capsys.readouterr().err
+
+
 def test_an_attention_dropout_outside_0_to_1_is_refused(synthetic_dir: Path, tiny_backbone_dir: Path, tmp_path: Path, capsys) -> None:
     assert main(["train", "brat", "--data-dir", str(synthetic_dir), "--model", str(tiny_backbone_dir),
                  "--out", str(tmp_path / "m"), *TINY, "--attention-dropout", "1.5"]) == 2
@@ -95,6 +102,12 @@ def test_a_hub_id_offline_fails_at_once_with_the_way_out(tmp_path: Path, capsys,
     assert code == 2 and time.time() - started < 10
     message = capsys.readouterr().err
     assert "llange/xlm-roberta-large-spanish-clinical" in message and "local folder" in message
+    # Similarity checks every candidate (and the reference) before loading anything.
+    started = time.time()
+    code = main(["similarity", "meddocan", "--data-dir", str(tmp_path), "--reference", str(tmp_path),
+                 "--candidates", "clin-x-en"])
+    assert code == 2 and time.time() - started < 10
+    assert "llange/xlm-roberta-large-english-clinical" in capsys.readouterr().err
 
 
 def test_labels_outside_the_task_are_a_clear_error(synthetic_dir: Path, tiny_backbone_dir: Path, tmp_path: Path, capsys) -> None:

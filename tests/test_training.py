@@ -20,7 +20,9 @@ from clinx_hub.training import (
     default_arguments,
     first_n_sentences,
     initial_model,
+    TrainingSetupError,
     random_folds,
+    train_one,
     train_recipe,
     train_task,
 )
@@ -157,9 +159,17 @@ def test_transfer_reuses_head_for_equal_labels_and_resets_it_otherwise(tiny_back
         source.model.crf.transitions.fill_(0.5)
     source.save_pretrained(tmp_path / "source")
 
-    same = initial_model("unused", scheme_labels(TYPES), tiny_args(tmp_path, init_from=str(tmp_path / "source")))
+    # Equal labels: the head and CRF come along, while the window and context are this run's own.
+    same = initial_model(
+        "unused", scheme_labels(TYPES),
+        tiny_args(tmp_path, init_from=str(tmp_path / "source"), context_size=4, window_length=48),
+    )
     assert torch.equal(same.crf.transitions, source.model.crf.transitions)
     assert torch.equal(same.classifier.weight, source.model.classifier.weight)
+    assert (same.config.context_size, same.config.window_length) == (4, 48)
+    assert (source.config.context_size, source.config.window_length) == (8, 64)
+    no_crf = initial_model("unused", scheme_labels(TYPES), tiny_args(tmp_path, init_from=str(tmp_path / "source"), use_crf=False))
+    assert no_crf.crf is None and not torch.equal(no_crf.classifier.weight, source.model.classifier.weight)
 
     other_labels = scheme_labels(["FARMACO"])
     other = initial_model("unused", other_labels, tiny_args(tmp_path, init_from=str(tmp_path / "source")))
@@ -257,6 +267,27 @@ def test_training_resumes_from_the_last_checkpoint(tiny_backbone_dir: Path, note
     resumed.train(resume_from_checkpoint=True)
     assert resumed.state.global_step == 3 * steps_per_epoch
     assert CountSteps.steps == 2 * steps_per_epoch  # epochs 2 and 3 only: epoch 1 came from the checkpoint
+
+
+def test_a_resume_with_other_settings_is_refused(tiny_backbone_dir: Path, notes, tmp_path: Path) -> None:
+    tokenizer = __import__("transformers").AutoTokenizer.from_pretrained(tiny_backbone_dir)
+    labels = scheme_labels(TYPES)
+    args = tiny_args(tmp_path / "run", num_train_epochs=1, load_best_model_at_end=False)
+    train_one(str(tiny_backbone_dir), tokenizer, labels, notes[:8], notes[8:10], args)
+    settings = json.loads((tmp_path / "run" / "run_settings.json").read_text())
+    assert settings["learning_rate"] == 5e-3 and settings["train_documents"]["count"] == 8
+    assert "Paciente" not in json.dumps(settings)
+    with pytest.raises(TrainingSetupError, match=r"other settings \(eval_documents, learning_rate\)"):
+        train_one(
+            str(tiny_backbone_dir), tokenizer, labels, notes[:8], notes[8:11],
+            tiny_args(tmp_path / "run", num_train_epochs=1, load_best_model_at_end=False, learning_rate=1e-3),
+        )
+    # The same settings (more epochs allowed) resume: only the second epoch is trained.
+    _, record = train_one(
+        str(tiny_backbone_dir), tokenizer, labels, notes[:8], notes[8:10],
+        tiny_args(tmp_path / "run", num_train_epochs=2, load_best_model_at_end=False),
+    )
+    assert record["epochs_run"] == 2
 
 
 def test_head_learning_rate_gives_classifier_and_crf_their_own_scheduled_rate(
