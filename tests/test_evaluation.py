@@ -8,11 +8,9 @@ from pathlib import Path
 import pytest
 
 from clinx_hub.cli import main
-from clinx_hub.corpora import load_task
 from clinx_hub.documents import Document, Span
 from clinx_hub.evaluation import Scores, cuts_word, score_documents, score_folders
 from clinx_hub.formats.base import CorpusFormatError
-from clinx_hub.formats.brat import write_brat
 
 TEXT = "Paciente con fiebre alta y tos seca."  # invented
 #       0         1         2         3
@@ -221,55 +219,64 @@ def test_cli_score_errors_exit_2(folders, tmp_path, capsys):
 # --- a real corpus ---------------------------------------------------------------------------------
 
 
-def perturb(documents: list[Document]) -> list[Document]:
+def read_entities(folder: Path) -> dict[str, set[tuple[str, int, int]]]:
+    """Every document's set of (label, start, end) from its T lines: a reader independent of clinx_hub's."""
+    entities = {}
+    for ann in sorted(folder.glob("*.ann")):
+        spans = set()
+        for line in ann.read_text(encoding="utf-8").splitlines():
+            if line.startswith("T"):
+                label, start, end = line.split("\t")[1].split(" ")  # PharmaCoNER has no discontinuous spans
+                spans.add((label, int(start), int(end)))
+        entities[ann.stem] = spans
+    return entities
+
+
+def perturb(entities: dict[str, set[tuple[str, int, int]]]) -> dict[str, set[tuple[str, int, int]]]:
     """Drop every 7th span, shift every 5th by one character, relabel every 11th, add spurious spans."""
-    perturbed = []
+    perturbed = {}
     number = 0
-    for position, document in enumerate(documents):
-        spans = []
-        for span in document.spans:
+    for position, (doc_id, spans) in enumerate(sorted(entities.items())):
+        kept = set()
+        for label, start, end in sorted(spans, key=lambda s: (s[1], s[2], s[0])):
             number += 1
             if number % 7 == 0:
                 continue
-            start, end, label = span.start, span.end, span.label
             if number % 5 == 0:
                 start, end = start + 1, end + 1
-            if number % 11 == 0:
-                label = "RELABELLED"
-            spans.append(Span(start, end, label))
+            kept.add(("RELABELLED" if number % 11 == 0 else label, start, end))
         if position % 13 == 0:
-            spans.append(Span(0, min(5, len(document.text)), "SPURIOUS"))
-        perturbed.append(document.with_spans(spans))
+            kept.add(("SPURIOUS", 0, 5))
+        perturbed[doc_id] = kept
     return perturbed
 
 
 @pytest.mark.corpus
 def test_cli_score_equals_an_independent_count_on_pharmaconer_dev(corpora_dir, tmp_path, capsys):
-    gold = load_task("pharmaconer", corpora_dir, splits=["validation"])["validation"]
+    # Gold: the corpus files as distributed. Predictions: .ann files only (the official scorers read
+    # nothing else), written and counted here without clinx_hub's reader or writer.
+    gold_dir = corpora_dir / "pharmaconer" / "dev" / "subtrack1"
+    gold = read_entities(gold_dir)
     pred = perturb(gold)
-    write_brat(gold, tmp_path / "gold")
-    write_brat(pred, tmp_path / "pred")
-    # The official scorers read only .ann files: drop some prediction texts, and one prediction whole.
-    for document in pred[::3]:
-        (tmp_path / "pred" / f"{document.id}.txt").unlink()
-    unpredicted = pred[1].id
-    (tmp_path / "pred" / f"{unpredicted}.ann").unlink()
-    (tmp_path / "pred" / f"{unpredicted}.txt").unlink()
+    unpredicted = sorted(gold)[1]
+    (tmp_path / "pred").mkdir()
+    for doc_id, spans in pred.items():
+        if doc_id != unpredicted:
+            lines = [f"T{i}\t{label} {start} {end}\tx" for i, (label, start, end) in enumerate(sorted(spans), 1)]
+            (tmp_path / "pred" / f"{doc_id}.ann").write_text("".join(line + "\n" for line in lines), encoding="utf-8")
     (tmp_path / "pred" / "not-in-gold.ann").write_text("T1\tNORMALIZABLES 0 4\tabcd\n", encoding="utf-8")
 
     def expected(documents: set[str]) -> dict[str, float | int]:
-        gold_set = {(d.id, s.label, s.start, s.end) for d in gold if d.id in documents for s in d.spans}
-        pred_set = {
-            (d.id, s.label, s.start, s.end) for d in pred if d.id in documents - {unpredicted} for s in d.spans
-        }
+        gold_set = {(d, *s) for d in documents for s in gold[d]}
+        pred_set = {(d, *s) for d in documents - {unpredicted} for s in pred[d]}
         tp, fp, fn = len(gold_set & pred_set), len(pred_set - gold_set), len(gold_set - pred_set)
         p, r = tp / (tp + fp), tp / (tp + fn)
         return {"tp": tp, "fp": fp, "fn": fn, "support": tp + fn, "precision": p, "recall": r,
                 "f1": 2 * p * r / (p + r)}
 
-    gold_ids = {d.id for d in gold}
-    for extra, documents in (([], gold_ids), (["--common-only"], gold_ids - {unpredicted})):
-        argv = ["score", "--gold", str(tmp_path / "gold"), "--pred", str(tmp_path / "pred"), "--json", *extra]
+    assert len(gold) == 250 and sum(map(len, gold.values())) > 1000
+    for extra, documents in (([], set(gold)), (["--common-only"], set(gold) - {unpredicted})):
+        argv = ["score", "--gold", str(gold_dir), "--pred", str(tmp_path / "pred"), "--json", *extra]
         assert main(argv) == 0
         result = json.loads(capsys.readouterr().out)
         assert result["micro"] == expected(documents)
