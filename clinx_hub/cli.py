@@ -81,9 +81,8 @@ def add_score_command(commands: argparse._SubParsersAction) -> None:
 
 def _similarity(args: argparse.Namespace) -> int:
     from clinx_hub.corpora import load_task
-    from clinx_hub.similarity import rank_sources
-
     from clinx_hub.hub import available_model
+    from clinx_hub.similarity import rank_sources
 
     # Every model is checked before any is loaded: an offline Hub id fails at once, with the way out.
     candidates = {name: available_model(name) for name in args.candidates}
