@@ -8,7 +8,7 @@ gives each one's median step time and their ratio per round. On CPU, PyTorch's
 ``scaled_dot_product_attention`` takes its fused kernel only without dropout; with it, the
 attention probabilities are materialised and masked with ``bernoulli`` (8 x 12 x 512 x 512 per layer).
 
-    python benchmarks/train_step.py                 # writes benchmarks/results/train-step-cpu.{md,json}
+    python benchmarks/train_step.py                 # writes benchmarks/results/train-step-cpu-<n>-threads.{md,json}
     python benchmarks/train_step.py --device cuda   # the same on a GPU
 """
 
@@ -92,7 +92,8 @@ def main(argv: list[str] | None = None) -> int:
          "median_step_s": round(statistics.median(t), 3), "steps_s": [round(x, 3) for x in t]}
         for name, t in times.items()
     ]
-    command = " ".join(["python benchmarks/train_step.py", *(sys.argv[1:] if argv is None else argv)])
+    threads = [f"OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']}"] if os.environ.get("OMP_NUM_THREADS") else []
+    command = " ".join([*threads, "python benchmarks/train_step.py", *(sys.argv[1:] if argv is None else argv)])
     result = {
         "benchmark": "train_step", "date": datetime.date.today().isoformat(), "hardware": hardware(args.device),
         "threads_env": os.environ.get("OMP_NUM_THREADS"), "command": command,
@@ -116,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     ]
     text = "\n".join(lines) + "\n"
     RESULTS.mkdir(parents=True, exist_ok=True)
-    suffix = "cpu" if args.device == "cpu" else args.device.split(":")[0]
+    suffix = f"cpu-{torch.get_num_threads()}-threads" if args.device == "cpu" else args.device.split(":")[0]
     (RESULTS / f"train-step-{suffix}.md").write_text(text)
     (RESULTS / f"train-step-{suffix}.json").write_text(json.dumps(result, indent=2) + "\n")
     print(text)
