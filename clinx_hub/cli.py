@@ -254,7 +254,7 @@ def add_model_commands(commands: argparse._SubParsersAction) -> None:
     train.add_argument(
         "--attention-dropout", type=float, default=None,
         help="dropout on attention probabilities while training (default: the encoder's own, 0.1 for BERT/XLM-R);"
-        " 0 makes CPU training steps ~2.7x faster",
+        " 0 makes CPU training steps about 2x faster (benchmarks/train_step.py)",
     )
     train.add_argument("--context", type=int, default=100, help="subwords of context on each side")
     train.add_argument("--context-mode", choices=["window", "sentence"], default="window")

@@ -69,7 +69,7 @@ class ClinXTrainingArguments(TrainingArguments):
         default=None,
         metadata={
             "help": "dropout on the encoder's attention probabilities while training (None: the encoder's own,"
-            " 0.1 for BERT/XLM-R). 0 lets PyTorch's fused attention kernel run on CPU: ~2.7x faster steps here"
+            " 0.1 for BERT/XLM-R). 0 lets PyTorch's fused attention kernel run on CPU: about 2x faster steps"
         },
     )
     holdout: bool = field(
