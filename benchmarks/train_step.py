@@ -112,8 +112,10 @@ def main(argv: list[str] | None = None) -> int:
         "|---|---:|---|",
         *(f"| {r['setting']} | {r['median_step_s']:.2f} | {', '.join(f'{x:.2f}' for x in r['steps_s'])} |" for r in rows),
         "",
-        f"Speed-up with attention dropout 0: {result['speedup_median']:.2f}x (median of the per-round ratios"
-        f" {', '.join(f'{r:.2f}' for r in result['speedup_per_round'])}).",
+        (
+            f"Speed-up with attention dropout 0: {result['speedup_median']:.2f}x (median of the per-round ratios"
+            f" {', '.join(f'{r:.2f}' for r in result['speedup_per_round'])})."
+        ),
     ]
     text = "\n".join(lines) + "\n"
     RESULTS.mkdir(parents=True, exist_ok=True)

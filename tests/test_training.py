@@ -11,16 +11,16 @@ import torch
 from conftest import note
 
 from clinx_hub import Span, scheme_labels
+from clinx_hub.ensemble import ClinXEnsemble, Extractor, ensemble_vote, load_extractor
 from clinx_hub.formats.brat import write_brat
 from clinx_hub.model_card import render_model_card
-from clinx_hub.ensemble import ClinXEnsemble, Extractor, ensemble_vote, load_extractor
 from clinx_hub.modeling_clinx import ClinXForTokenClassification
 from clinx_hub.training import (
     ClinXTrainer,
+    TrainingSetupError,
     default_arguments,
     first_n_sentences,
     initial_model,
-    TrainingSetupError,
     random_folds,
     train_one,
     train_recipe,
