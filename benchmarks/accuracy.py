@@ -246,7 +246,7 @@ def table() -> str:
         "`pharmaconer-single-5-epochs-wsd` (CPU) holds the rate at its peak and decays it over the last epoch: held-out F1",
         "by epoch 39.3, 72.1, 76.2, 79.4, 79.0, dev 76.6 from epoch 4; the 10-epoch linear schedule (GPU) reached 79.6.",
         "Rows with 'attention dropout 0' train without dropout on the attention probabilities (the encoder's own is 0.1):",
-        "on CPU that lets PyTorch's fused attention kernel run, 2.1x faster per step (benchmarks/train_step.py), and",
+        "on CPU that lets PyTorch's fused attention kernel run, 2.1-2.6x faster per step (benchmarks/train_step.py), and",
         "at 3 epochs it scored 67.4 against 67.0 / 67.5. With it, All at 6 epochs (fixed before the run) reached 81.1",
         "on the CPU; its ensemble at the same schedule is for a lent GPU (~4 h here). MEDDOCAN with attention dropout 0:",
         "test 94.8 against 95.0 with 0.1.",
