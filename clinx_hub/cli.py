@@ -152,6 +152,7 @@ def _train(args: argparse.Namespace) -> int:
             per_device_eval_batch_size=args.batch_size,
             seed=args.seed,
             splits=args.splits,
+            members=args.members,
             context_size=args.context,
             context_mode=args.context_mode,
             label_scheme=args.scheme,
@@ -172,6 +173,15 @@ def _train(args: argparse.Namespace) -> int:
     except TrainingSetupError as err:  # e.g. too few documents for the folds, a resume with other settings
         print(f"clinx: error: {err}", file=sys.stderr)
         return 2
+    if args.members is not None:
+        progress = record["members"]
+        missing = ", ".join(map(str, progress["missing"]))
+        print(
+            f"members finished: {', '.join(map(str, progress['finished']))}; "
+            + (f"still to train: {missing}; " if missing else "")
+            + f"run `clinx train` again with the same settings and no --members to assemble the ensemble in {args.out}"
+        )
+        return 0
     evaluation = record.get("evaluation")
     if evaluation:
         micro = evaluation["micro"]
@@ -244,6 +254,11 @@ def add_model_commands(commands: argparse._SubParsersAction) -> None:
     train.add_argument("--model", required=True, help="backbone: a local folder, a Hub id, clin-x-es or clin-x-en")
     train.add_argument("--out", required=True, help="folder for the trained model (or ensemble)")
     train.add_argument("--splits", type=int, default=1, help="N>1 trains an N-member random-split ensemble")
+    train.add_argument(
+        "--members", type=int, nargs="+", default=None, metavar="I",
+        help="train only these ensemble members (0 to N-1), e.g. one per GPU side by side; then run once more"
+        " without --members to assemble the ensemble from the finished ones",
+    )
     train.add_argument("--epochs", type=float, default=20)
     train.add_argument("--lr", type=float, default=2e-5, help="learning rate (small encoders want more)")
     train.add_argument(

@@ -41,6 +41,8 @@ HEAD_MODULES = ("classifier", "crf")
 FOLDS_FILE = "folds.json"
 # Beside a run's checkpoints: the settings a resumed run must share (see check_run_settings).
 RUN_SETTINGS = "run_settings.json"
+# Ensemble members finished by a run that is not over (or one of several runs side by side).
+MEMBERS_DONE = "members_done"
 
 
 class TrainingSetupError(ValueError):
@@ -72,6 +74,14 @@ class ClinXTrainingArguments(TrainingArguments):
             " 0.1 for BERT/XLM-R). 0 lets PyTorch's fused attention kernel run on CPU: about 2x faster steps"
         },
     )
+    members: list[int] | None = field(
+        default=None,
+        metadata={
+            "help": "ensemble members (0-based fold numbers) this run trains, and no others (None: all, then the"
+            " ensemble is assembled). Runs given different members can go side by side, one per GPU; a last run"
+            " without members reuses the finished ones, trains any missing and assembles the ensemble"
+        },
+    )
     holdout: bool = field(
         default=True,
         metadata={
@@ -88,6 +98,15 @@ class ClinXTrainingArguments(TrainingArguments):
                 "holdout=False (--no-holdout) trains one model on every training document; an ensemble of"
                 f" {self.splits} random splits needs its held-out folds (use splits=1)"
             )
+        if self.members is not None:
+            if self.splits <= 1:
+                raise ValueError("members selects ensemble members: it needs splits > 1")
+            outside = sorted({m for m in self.members if not 0 <= m < self.splits})
+            if not self.members or outside:
+                raise ValueError(
+                    f"members must name members 0 to {self.splits - 1} of the {self.splits}-split ensemble,"
+                    f" not {outside or 'none'}"
+                )
         super().__post_init__()
 
 
@@ -361,13 +380,20 @@ def run_settings(args: ClinXTrainingArguments, train_documents, eval_documents) 
     return json.loads(json.dumps(settings, default=str))
 
 
+def changed_settings(path: Path, settings: dict) -> list[str]:
+    """The fields where ``settings`` differ from those stored at ``path`` (none when nothing is stored)."""
+    if not path.is_file():
+        return []
+    before = json.loads(path.read_text())
+    return sorted(k for k in settings.keys() | before.keys() if settings.get(k) != before.get(k))
+
+
 def check_run_settings(args: ClinXTrainingArguments, train_documents, eval_documents, *, resuming: bool) -> None:
     """Write this run's settings beside its checkpoints, or, when resuming, refuse other settings."""
     path = Path(args.output_dir) / RUN_SETTINGS
     settings = run_settings(args, train_documents, eval_documents)
     if resuming and path.is_file():
-        before = json.loads(path.read_text())
-        changed = sorted(k for k in settings.keys() | before.keys() if settings.get(k) != before.get(k))
+        changed = changed_settings(path, settings)
         if changed:
             raise TrainingSetupError(
                 f"{args.output_dir} holds checkpoints of an interrupted run with other settings ({', '.join(changed)}):"
@@ -467,7 +493,8 @@ def train_recipe(
     (``validation`` too) for the set epochs and keeps the last. With n splits, the training
     side is cut into n document-level folds; member i trains on the others and early-stops on
     fold i; the members are saved under ``out/members`` with ``ensemble.json`` and the fold
-    lists in ``folds.json``.
+    lists in ``folds.json``. With ``args.members`` only those members are trained (see
+    ``train_members``), and the ensemble is left to a later run without ``members``.
     """
     from .ensemble import ENSEMBLE_FILE, ClinXEnsemble, Extractor
 
@@ -529,35 +556,83 @@ def train_recipe(
     else:
         folds = random_folds([d.id for d in documents], args.splits, args.seed)
         (out / FOLDS_FILE).write_text(json.dumps({"seed": args.seed, "folds": folds}, indent=2) + "\n")
+        finished = train_members(backbone, tokenizer, labels, documents, folds, out, args)
+        if args.members is not None:
+            # Other members may be training side by side: a run without members assembles them.
+            return out
         members = []
-        done = out / "members_done"
-        for i, fold in enumerate(folds):
-            # A member finished by an interrupted run is kept, with its record.
-            if (done / str(i) / "config.json").is_file():
-                members.append(Extractor.from_pretrained(done / str(i)))
-                record["members"].append(json.loads((done / str(i) / TRAINING_RECORD).read_text()))
-                continue
-            held_out = set(fold)
-            member_args = replace(args, output_dir=str(out / "checkpoints" / str(i)), seed=args.seed + i)
-            model, member_record = train_one(
-                backbone,
-                tokenizer,
-                labels,
-                [d for d in documents if d.id not in held_out],
-                [d for d in documents if d.id in held_out],
-                member_args,
-            )
-            members.append(Extractor(model, tokenizer))
-            record["members"].append({"fold": i, **member_record})
-            members[-1].save_pretrained(done / str(i))
-            (done / str(i) / TRAINING_RECORD).write_text(json.dumps(record["members"][-1], default=str) + "\n")
+        for i in range(len(folds)):
+            members.append(Extractor.from_pretrained(finished[i]))
+            record["members"].append(json.loads((finished[i] / TRAINING_RECORD).read_text()))
         ClinXEnsemble(members).save_pretrained(out)
-        shutil.rmtree(done)
+        shutil.rmtree(out / MEMBERS_DONE)
     record["train_seconds"] = round(time.time() - started, 1)
     # Checkpoints only serve to resume an interrupted run; the finished folder is what ships.
     shutil.rmtree(out / "checkpoints", ignore_errors=True)
     (out / TRAINING_RECORD).write_text(json.dumps(record, indent=2, default=str) + "\n")
     return out
+
+
+def train_members(
+    backbone: str,
+    tokenizer,
+    labels: list[str],
+    documents: Sequence[Document],
+    folds: list[list[str]],
+    out: Path,
+    args: ClinXTrainingArguments,
+) -> dict[int, Path]:
+    """Train the ensemble members ``args.members`` selects (all by default) that are not finished yet.
+
+    Member i trains on the other folds and early-stops on fold i, into ``out/members_done/i`` with its
+    record and settings. A member finished earlier (by an interrupted run, or by another run side by
+    side) is reused when its settings, epochs included, are this run's, and refused otherwise.
+    Returns the folders of the members finished now.
+    """
+    from .ensemble import Extractor
+
+    finished = {}
+    for i, fold in enumerate(folds):
+        folder = out / MEMBERS_DONE / str(i)
+        held_out = set(fold)
+        train_docs = [d for d in documents if d.id not in held_out]
+        eval_docs = [d for d in documents if d.id in held_out]
+        member_args = replace(args, output_dir=str(out / "checkpoints" / str(i)), seed=args.seed + i)
+        settings = {
+            **run_settings(member_args, train_docs, eval_docs),
+            "num_train_epochs": args.num_train_epochs,
+            "early_stopping_patience": args.early_stopping_patience,
+        }
+        if (folder / "config.json").is_file():
+            changed = changed_settings(folder / RUN_SETTINGS, settings)
+            if changed:
+                raise TrainingSetupError(
+                    f"{folder} holds member {i} finished with other settings ({', '.join(changed)}):"
+                    " rerun with the same settings, or train into another --out"
+                )
+            finished[i] = folder
+            continue
+        if args.members is not None and i not in args.members:
+            continue
+        model, member_record = train_one(backbone, tokenizer, labels, train_docs, eval_docs, member_args)
+        # Written aside and renamed: a run side by side never sees a member half written.
+        partial = folder.with_name(f".{i}.partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        Extractor(model, tokenizer).save_pretrained(partial)
+        (partial / TRAINING_RECORD).write_text(json.dumps({"fold": i, **member_record}, default=str) + "\n")
+        (partial / RUN_SETTINGS).write_text(json.dumps(settings, indent=2) + "\n")
+        shutil.rmtree(folder, ignore_errors=True)  # what a crash left of an earlier attempt
+        partial.rename(folder)
+        # Its checkpoints only served to resume it.
+        shutil.rmtree(member_args.output_dir, ignore_errors=True)
+        finished[i] = folder
+    return finished
+
+
+def ensemble_progress(out: str | Path, splits: int) -> dict[str, list[int]]:
+    """Which members of an ensemble being trained into ``out`` are finished and which are not."""
+    done = [i for i in range(splits) if (Path(out) / MEMBERS_DONE / str(i) / "config.json").is_file()]
+    return {"finished": done, "missing": [i for i in range(splits) if i not in done]}
 
 
 def train_task(
@@ -594,6 +669,9 @@ def train_task(
     out = train_recipe(
         backbone, documents, out, args, entity_types=entity_types, validation=validation, task=task_name
     )
+    if args.members is not None:
+        # Some members only: nothing to score until a run without members assembles the ensemble.
+        return {"task": task_name, "out": str(out), "members": ensemble_progress(out, args.splits)}
     record_path = Path(out) / TRAINING_RECORD
     record = json.loads(record_path.read_text())
     record["training_splits"] = training

@@ -71,6 +71,23 @@ def test_no_holdout_trains_one_model_on_train_and_dev_for_the_set_epochs(
     assert "--no-holdout" in capsys.readouterr().err and not (tmp_path / "ens").exists()
 
 
+def test_members_train_apart_and_a_last_run_assembles_the_ensemble(
+    synthetic_dir: Path, tiny_backbone_dir: Path, tmp_path: Path, capsys
+) -> None:
+    out = tmp_path / "ens"
+    command = ["train", "brat", "--data-dir", str(synthetic_dir), "--model", str(tiny_backbone_dir),
+               "--out", str(out), *TINY, "--epochs", "1", "--splits", "2"]
+    assert main([*command, "--members", "1"]) == 0
+    printed = capsys.readouterr().out
+    assert "members finished: 1; still to train: 0; run `clinx train` again" in printed and "F1" not in printed
+    assert main([*command, "--members", "2"]) == 2
+    assert "members 0 to 1 of the 2-split ensemble, not [2]" in capsys.readouterr().err
+    assert main(command) == 0
+    assert "brat test: P" in capsys.readouterr().out
+    record = json.loads((out / "training_record.json").read_text())
+    assert [m["fold"] for m in record["members"]] == [0, 1] and len(record["evaluation"]["members"]) == 2
+
+
 def test_score_of_predicted_brat_equals_evaluate(trained: Path, synthetic_dir: Path, tmp_path: Path, capsys) -> None:
     assert main(["predict", str(trained), str(synthetic_dir / "test"), "--out", str(tmp_path / "pred")]) == 0
     assert len(list((tmp_path / "pred").glob("*.ann"))) == 6

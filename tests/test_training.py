@@ -19,6 +19,7 @@ from clinx_hub.training import (
     ClinXTrainer,
     TrainingSetupError,
     default_arguments,
+    ensemble_progress,
     first_n_sentences,
     initial_model,
     random_folds,
@@ -125,6 +126,47 @@ def test_ensemble_recipe_saves_one_folder_that_loads_like_a_model(tiny_backbone_
     assert [m.micro for m in members] == [m.evaluate(notes[20:]).micro for m in ensemble.members]
     ensemble.save_pretrained(tmp_path / "copy")
     assert load_extractor(tmp_path / "copy").predict(notes[20:]) == predictions
+
+
+def test_members_trained_by_separate_runs_make_the_same_ensemble(tiny_backbone_dir: Path, notes, tmp_path: Path) -> None:
+    def args(out: Path, **overrides):
+        return tiny_args(out / "checkpoints", splits=3, num_train_epochs=2, logging_strategy="no", **overrides)
+
+    def recipe(out: Path, arguments):
+        return train_recipe(str(tiny_backbone_dir), notes[:18], out, arguments, entity_types=TYPES, task="toy")
+
+    whole = load_extractor(recipe(tmp_path / "whole", args(tmp_path / "whole")))
+    apart = tmp_path / "apart"
+    # Two runs, as if side by side on two GPUs: neither assembles the ensemble.
+    recipe(apart, args(apart, members=[1]))
+    assert ensemble_progress(apart, 3) == {"finished": [1], "missing": [0, 2]}
+    assert not (apart / "ensemble.json").exists() and not (apart / "training_record.json").exists()
+    assert not (apart / "checkpoints" / "1").exists()  # a finished member keeps no checkpoints
+    member_1 = (apart / "members_done" / "1" / "model.safetensors").read_bytes()
+    recipe(apart, args(apart, members=[0, 2]))
+    assert ensemble_progress(apart, 3) == {"finished": [0, 1, 2], "missing": []}
+    # Settings that differ from a finished member's (here its epochs) are refused, naming them.
+    with pytest.raises(TrainingSetupError, match=r"member 0 finished with other settings \(num_train_epochs\)"):
+        recipe(apart, tiny_args(apart / "checkpoints", splits=3, num_train_epochs=3, logging_strategy="no"))
+    # The run without members trains nothing more and assembles what the two runs left.
+    assembled = load_extractor(recipe(apart, args(apart)))
+    assert not (apart / "members_done").exists()
+    assert (apart / "members" / "1" / "model.safetensors").read_bytes() == member_1
+    record = json.loads((apart / "training_record.json").read_text())
+    assert [m["fold"] for m in record["members"]] == [0, 1, 2]
+    for alone, together in zip(assembled.members, whole.members):
+        for (name, a), b in zip(alone.model.state_dict().items(), together.model.state_dict().values()):
+            assert torch.equal(a, b), name
+    assert assembled.predict(notes[20:]) == whole.predict(notes[20:])
+
+
+def test_members_name_members_of_an_ensemble(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="needs splits > 1"):
+        tiny_args(tmp_path, members=[0])
+    with pytest.raises(ValueError, match=r"members 0 to 2 of the 3-split ensemble, not \[3\]"):
+        tiny_args(tmp_path, splits=3, members=[0, 3])
+    with pytest.raises(ValueError, match="not none"):
+        tiny_args(tmp_path, splits=3, members=[])
 
 
 def test_task_ensemble_records_each_member_on_the_report_split(tiny_backbone_dir: Path, notes, tmp_path: Path) -> None:

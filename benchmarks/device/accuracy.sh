@@ -5,6 +5,8 @@
 # experiments (in the order given, CLINX_PARALLEL at a time) and leaves their JSON results and
 # logs in $OUT. It exits non-zero when the GPU tests or any experiment failed or were stopped.
 #   CLINX_DEADLINE=540 CLINX_PARALLEL=4 bash benchmarks/device/accuracy.sh pharmaconer-ensemble meddocan-single
+# CLINX_MEMBER_PROCESSES=5 trains each ensemble experiment's members side by side, one process each
+# (benchmarks/accuracy.py --member-processes), which the GPU has room for.
 # CLINX_DEADLINE (seconds, 0 = none) bounds the whole script: an experiment is stopped when it
 # would overrun, none starts with under a minute left, and the results are packed each time an
 # experiment ends. Set it below the device call's timeout so that the last pack runs.
@@ -32,7 +34,8 @@ PY
 export PYTHONPATH="/tmp/clinx/site:$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1
 export CLINX_CORPORA=/tmp/clinx/corpora CLINX_BACKBONE=/tmp/clinx/minilm
 # Recorded as each result's command (benchmarks/accuracy.py), since this script is what ran it.
-export CLINX_BENCHMARK_COMMAND="CLINX_DEADLINE=$DEADLINE CLINX_PARALLEL=${CLINX_PARALLEL:-1} bash benchmarks/device/accuracy.sh $*"
+export CLINX_MEMBER_PROCESSES="${CLINX_MEMBER_PROCESSES:-1}"
+export CLINX_BENCHMARK_COMMAND="CLINX_DEADLINE=$DEADLINE CLINX_PARALLEL=${CLINX_PARALLEL:-1} CLINX_MEMBER_PROCESSES=$CLINX_MEMBER_PROCESSES bash benchmarks/device/accuracy.sh $*"
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || true
 python3 -c "import torch, transformers; print('torch', torch.__version__, 'transformers', transformers.__version__, 'cuda', torch.cuda.is_available())" \
     || { echo "torch or the packed transformers does not import here" >&2; exit 3; }
