@@ -25,7 +25,6 @@ from transformers import (
     AutoTokenizer,
     EarlyStoppingCallback,
     Trainer,
-    TrainerCallback,
     TrainingArguments,
 )
 
@@ -33,7 +32,7 @@ from .documents import Document
 from .extraction import extract_documents, pad_windows
 from .modeling_clinx import ClinXForTokenClassification
 from .tagging import scheme_labels
-from .windows import Window, build_windows, tokenize_document
+from .windows import SpecialTokens, Window, build_windows, tokenize_document
 
 TRAINING_RECORD = "training_record.json"
 # Modules of ClinXForTokenClassification trained from scratch on top of the encoder.
@@ -93,6 +92,16 @@ class ClinXTrainingArguments(TrainingArguments):
     def __post_init__(self):
         if self.attention_dropout is not None and not 0 <= self.attention_dropout < 1:
             raise ValueError(f"attention_dropout must be in [0, 1), not {self.attention_dropout}")
+        if self.context_size < 0:
+            raise ValueError(f"context_size must be >= 0, not {self.context_size}")
+        # Checked here, before any corpus or encoder is loaded (the encoder's special tokens take more).
+        if self.window_length <= 2 * self.context_size:
+            raise ValueError(
+                f"window_length {self.window_length} leaves no room for a centre between two contexts of"
+                f" {self.context_size} subwords: make it larger than {2 * self.context_size} plus the special tokens"
+            )
+        if self.first_n is not None and self.first_n < 1:
+            raise ValueError(f"first_n must be a number of sentences >= 1, not {self.first_n}")
         if not self.holdout and self.splits > 1:
             raise ValueError(
                 "holdout=False (--no-holdout) trains one model on every training document; an ensemble of"
@@ -239,17 +248,6 @@ class ClinXTrainer(Trainer):
         return metrics
 
 
-class _History(TrainerCallback):
-    """Keeps per-evaluation F1 and losses for the training record (and the model card)."""
-
-    def __init__(self) -> None:
-        self.evaluations: list[dict] = []
-
-    def on_evaluate(self, args, state, control, metrics=None, **kwargs):
-        if metrics and "eval_f1" in metrics:
-            self.evaluations.append({"epoch": state.epoch, "step": state.global_step, **metrics})
-
-
 def random_folds(doc_ids: Sequence[str], n: int, seed: int) -> list[list[str]]:
     """Document-level random folds: disjoint, covering, deterministic for a seed.
 
@@ -372,7 +370,7 @@ def run_settings(args: ClinXTrainingArguments, train_documents, eval_documents) 
         "context_size", "context_mode", "label_scheme", "use_crf", "tagging_level", "window_length", "init_from",
         "learning_rate", "head_learning_rate", "warmup_steps", "per_device_train_batch_size",
         "gradient_accumulation_steps", "lr_scheduler_type", "lr_scheduler_kwargs", "weight_decay", "seed",
-        "attention_dropout", "eval_strategy", "metric_for_best_model",
+        "attention_dropout", "eval_strategy", "metric_for_best_model", "first_n",
     )
     settings = {name: getattr(args, name) for name in fields}
     settings["train_documents"] = documents(train_documents)
@@ -415,8 +413,14 @@ def train_one(
     """Train one model with early stopping on ``eval_documents``; returns it and its record."""
     torch.manual_seed(args.seed)
     model = initial_model(backbone, labels, args)
-    history = _History()
-    callbacks = [history]
+    room = model.config.max_window_length() - SpecialTokens(tokenizer).count
+    if room <= 2 * model.config.context_size:
+        raise TrainingSetupError(
+            f"{backbone} leaves {room} subwords per window besides its special tokens (window_length"
+            f" {args.window_length}, capped by its positions): no room for a centre between two contexts of"
+            f" {model.config.context_size}; lower --context"
+        )
+    callbacks = []
     if eval_documents and args.load_best_model_at_end:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=args.early_stopping_patience))
     checkpoints = list(Path(args.output_dir).glob("checkpoint-*"))
@@ -430,7 +434,8 @@ def train_one(
         "eval_documents": len(eval_documents),
         "unrepresentable_train_spans": sum(1 for f in trainer.findings if f.reason != "aligned"),
         "aligned_train_spans": sum(1 for f in trainer.findings if f.reason == "aligned"),
-        "evaluations": history.evaluations,
+        # From the Trainer's log, which a resumed run restores: the curve from epoch 1, not from the resume.
+        "evaluations": [e for e in trainer.state.log_history if "eval_f1" in e],
         "best_eval_f1": trainer.state.best_metric,
         "epochs_run": trainer.state.epoch,
         "train_seconds": round(time.time() - started, 1),
@@ -659,13 +664,14 @@ def train_task(
     training = [s for s in task.train_splits if s in splits and s != task.report_split]
     if not training:
         raise TrainingSetupError(f"{data_dir} holds none of {task_name}'s training splits {task.train_splits}")
+    # A user's own BRAT folder declares no label set: it is read from every training-side split,
+    # validation included (a label seen only there would otherwise stop early stopping's windows).
+    entity_types = task.labels or sorted({s.label for name in training for d in splits[name] for s in d.spans})
     validation = None
     if args.splits <= 1 and args.holdout and "validation" in training and len(training) > 1:
         validation = splits["validation"]
         training = [s for s in training if s != "validation"]
     documents = [d for s in training for d in splits[s]]
-    # A user's own BRAT folder declares no label set: it is read from the training documents.
-    entity_types = task.labels or sorted({s.label for d in documents for s in d.spans})
     out = train_recipe(
         backbone, documents, out, args, entity_types=entity_types, validation=validation, task=task_name
     )

@@ -82,6 +82,10 @@ def test_majority_vote_is_deterministic_for_ties_and_overlaps() -> None:
     assert ensemble_vote([[a, a], [], []]) == []  # duplicates in one member are one vote
     members = [[a], [b, c], [c]]
     assert ensemble_vote(members) == ensemble_vote(list(reversed(members)))
+    # A full tie (equal votes, equal length): the earlier start, then the label, in any member order.
+    x, y, later = Span(0, 4, "X"), Span(0, 4, "Y"), Span(2, 6, "X")
+    for order in ([[y], [x], [later]], [[later], [x], [y]], [[x], [later], [y]], [[later], [y], [x]]):
+        assert [s.key for s in ensemble_vote(order, min_votes=1)] == [("X", 0, 4)]
 
 
 def test_single_model_recipe_trains_saves_and_evaluates(tiny_backbone_dir: Path, notes, tmp_path: Path) -> None:
@@ -158,6 +162,16 @@ def test_members_trained_by_separate_runs_make_the_same_ensemble(tiny_backbone_d
         for (name, a), b in zip(alone.model.state_dict().items(), together.model.state_dict().values()):
             assert torch.equal(a, b), name
     assert assembled.predict(notes[20:]) == whole.predict(notes[20:])
+
+
+def test_a_label_seen_only_in_a_brat_folders_dev_split_is_learnt(tiny_backbone_dir: Path, notes, tmp_path: Path) -> None:
+    dev = [d.with_spans([*d.spans, Span(0, 8, "FECHA", d.text[:8])]) for d in notes[10:12]]
+    for split, part in (("train", notes[:10]), ("dev", dev), ("test", notes[12:14])):
+        write_brat(part, tmp_path / "data" / split)
+    out = tmp_path / "model"
+    record = train_task("brat", tmp_path / "data", str(tiny_backbone_dir), out, tiny_args(out / "ck", num_train_epochs=1))
+    assert record["training_splits"] == ["train"] and record["members"][0]["eval_documents"] == 2
+    assert "S-FECHA" in record["labels"] and "S-FECHA" in load_extractor(out).config.label2id
 
 
 def test_members_name_members_of_an_ensemble(tmp_path: Path) -> None:
@@ -324,12 +338,20 @@ def test_a_resume_with_other_settings_is_refused(tiny_backbone_dir: Path, notes,
             str(tiny_backbone_dir), tokenizer, labels, notes[:8], notes[8:11],
             tiny_args(tmp_path / "run", num_train_epochs=1, load_best_model_at_end=False, learning_rate=1e-3),
         )
+    # A first-n cut that ends in the same documents changes the data all the same.
+    with pytest.raises(TrainingSetupError, match=r"other settings \(first_n\)"):
+        train_one(
+            str(tiny_backbone_dir), tokenizer, labels, notes[:8], notes[8:10],
+            tiny_args(tmp_path / "run", num_train_epochs=2, load_best_model_at_end=False, first_n=40),
+        )
     # The same settings (more epochs allowed) resume: only the second epoch is trained.
     _, record = train_one(
         str(tiny_backbone_dir), tokenizer, labels, notes[:8], notes[8:10],
         tiny_args(tmp_path / "run", num_train_epochs=2, load_best_model_at_end=False),
     )
     assert record["epochs_run"] == 2
+    # The held-out curve starts at epoch 1, not at the resume.
+    assert [e["epoch"] for e in record["evaluations"]] == [1, 2]
 
 
 def test_head_learning_rate_gives_classifier_and_crf_their_own_scheduled_rate(
