@@ -92,6 +92,9 @@ def _similarity(args: argparse.Namespace) -> int:
         present = ", ".join(splits) or "none"
         print(f"clinx: error: no split {args.split!r} in {args.data_dir} (present: {present})", file=sys.stderr)
         return 2
+    if not any(d.text.strip() for d in splits[args.split]):
+        print(f"clinx: error: the {args.split!r} split in {args.data_dir} has no text to encode", file=sys.stderr)
+        return 2
     ranking = rank_sources(splits[args.split], candidates, reference, measure=args.measure, max_tokens=args.max_tokens)
     if args.json:
         result = {
@@ -218,6 +221,8 @@ def _read_inputs(path: Path) -> list:
     from clinx_hub.documents import Document
     from clinx_hub.formats.base import read_text
 
+    if not path.exists():
+        raise CorpusFormatError("no such file or folder", path)
     files = sorted(path.glob("*.txt")) if path.is_dir() else [path]
     if not files:
         raise CorpusFormatError("no .txt files to read", path)

@@ -46,10 +46,23 @@ def test_too_few_documents_for_the_folds_is_a_clear_error(synthetic_dir: Path, t
     assert "cannot make 3 folds" in capsys.readouterr().err
 
 
-def test_an_attention_dropout_outside_0_to_1_is_refused(synthetic_dir: Path, tiny_backbone_dir: Path, tmp_path: Path, capsys) -> None:
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--attention-dropout", "1.5"], "attention_dropout must be in [0, 1), not 1.5"),
+        (["--context", "-1"], "context_size must be >= 0, not -1"),
+        (["--context", "48"], "window_length 96 leaves no room for a centre between two contexts of 48"),
+        (["--first-n", "0"], "first_n must be a number of sentences >= 1, not 0"),
+        # Passes the arguments' check; the encoder's 2 special tokens leave 94 subwords, 47 per side.
+        (["--context", "47"], "leaves 94 subwords per window besides its special tokens"),
+    ],
+)
+def test_settings_that_cannot_train_are_a_clear_error(
+    synthetic_dir: Path, tiny_backbone_dir: Path, tmp_path: Path, capsys, options: list[str], message: str
+) -> None:
     assert main(["train", "brat", "--data-dir", str(synthetic_dir), "--model", str(tiny_backbone_dir),
-                 "--out", str(tmp_path / "m"), *TINY, "--attention-dropout", "1.5"]) == 2
-    assert "attention_dropout must be in [0, 1), not 1.5" in capsys.readouterr().err
+                 "--out", str(tmp_path / "m"), *TINY, *options]) == 2
+    assert message in capsys.readouterr().err
 
 
 def test_no_holdout_trains_one_model_on_train_and_dev_for_the_set_epochs(
@@ -99,7 +112,7 @@ def test_score_of_predicted_brat_equals_evaluate(trained: Path, synthetic_dir: P
     assert scored["micro"] == evaluated["micro"]
 
 
-def test_predict_jsonl_for_one_file(trained: Path, synthetic_dir: Path, tmp_path: Path) -> None:
+def test_predict_jsonl_for_one_file(trained: Path, synthetic_dir: Path, tmp_path: Path, capsys) -> None:
     note = sorted((synthetic_dir / "test").glob("*.txt"))[0]
     assert main(["predict", str(trained), str(note), "--out", str(tmp_path), "--format", "jsonl"]) == 0
     [line] = (tmp_path / "predictions.jsonl").read_text().splitlines()
@@ -107,6 +120,8 @@ def test_predict_jsonl_for_one_file(trained: Path, synthetic_dir: Path, tmp_path
     text = note.read_text(encoding="utf-8")
     assert row["id"] == note.stem
     assert all(text[s["start"] : s["end"]] == s["text"] and 0 <= s["score"] <= 1 for s in row["spans"])
+    assert main(["predict", str(trained), str(tmp_path / "missing.txt"), "--out", str(tmp_path)]) == 2
+    assert f"{tmp_path / 'missing.txt'}: no such file or folder" in capsys.readouterr().err
 
 
 def test_a_hub_id_offline_fails_at_once_with_the_way_out(tmp_path: Path, capsys, monkeypatch) -> None:

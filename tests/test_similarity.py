@@ -233,6 +233,9 @@ def test_cli_ranks_saved_models_on_a_brat_folder(
     assert "CKA" in table[0] and table[1].endswith("near") and table[2].endswith("unrelated")
     assert main(argv + ["--split", "test"]) == 2
     assert "no split 'test'" in capsys.readouterr().err
+    write_brat([Document("blank", "  \n")], tmp_path / "blank")
+    assert main([*argv[:3], str(tmp_path / "blank"), *argv[4:]]) == 2
+    assert "'train' split in" in capsys.readouterr().err
 
 
 def test_xlmr_context_is_capped_by_short_position_tables(tiny_tokenizer) -> None:
