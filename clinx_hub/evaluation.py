@@ -243,7 +243,8 @@ def read_predictions(folder: Path, texts: dict[str, str] | None = None) -> list[
     documents = []
     for ann_path in sorted(folder.glob("*.ann")):
         # Blank out every non-T line but keep the line count, so errors still name the right line.
-        content = "\n".join(line if line.startswith("T") else "" for line in read_text(ann_path).split("\n"))
+        lines = read_text(ann_path).removeprefix("\ufeff").split("\n")  # a leading BOM would hide T1
+        content = "\n".join(line if line.startswith("T") else "" for line in lines)
         entities = parse_ann(content, ann_path).entities
         txt_path = ann_path.with_suffix(".txt")
         text = read_text(txt_path) if txt_path.is_file() else texts.get(ann_path.stem, "")

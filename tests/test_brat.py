@@ -65,7 +65,8 @@ def test_document_spans_carry_codes_and_fragments(tmp_path):
 @pytest.mark.parametrize(
     ("ann", "message"),
     [
-        ("T1\tFECHAS 0 x\t2019\n", "d.ann:1: malformed 'T' line"),
+        ("T1\tFECHAS 0 x\t2019\n", "d.ann:1: malformed 'T' line 'T1\\tFECHAS 0 x' (text field not shown)"),
+        ("Juan Pérez 0 4\n", "d.ann:1: unknown annotation type 'J' (expected"),
         ("T1\tFECHAS 0 4\t2019\nX1\tfoo\n", "d.ann:2: unknown annotation type 'X'"),
         ("T1\tFECHAS 0 4\t2019\n#1\tAnnotatorNotes T9\tcode\n", "d.ann:2: refers to T9, which this file does not define"),
         ("T1\tFECHAS 0 4\t2019\nT1\tFECHAS 0 4\t2019\n", "d.ann:2: id T1 already defined on line 1"),
@@ -79,6 +80,7 @@ def test_broken_ann_files_raise_with_file_and_line(tmp_path, ann, message):
     with pytest.raises(CorpusFormatError) as caught:
         read_brat_document(txt, location="d.ann")
     assert str(caught.value).startswith(message)
+    assert "Pérez" not in str(caught.value)  # an annotation's text never reaches the message
 
 
 def test_non_utf8_text_names_the_file_and_line(tmp_path):

@@ -117,7 +117,8 @@ def parse_ann(content: str, path: str | Path = "<ann>") -> BratAnnotations:
     """
     result = BratAnnotations()
     ids: dict[str, int] = {}
-    for number, raw in enumerate(content.split("\n"), start=1):
+    # A byte-order mark counts in a .txt's offsets, but in a .ann it is only an editor's leftover.
+    for number, raw in enumerate(content.removeprefix("\ufeff").split("\n"), start=1):
         line = raw.rstrip("\r")
         if not line.strip():
             continue
@@ -172,8 +173,12 @@ def _parse_line(line: str, number: int, path: str | Path, out: BratAnnotations) 
             out.equivalences.append(BratEquivalence(m.group(1), tuple(m.group(2).split()), number))
             return
     else:
-        raise CorpusFormatError(f"unknown annotation type {kind!r} in line {line[:60]!r}", path, number)
-    raise CorpusFormatError(f"malformed {kind!r} line {line[:80]!r}", path, number)
+        raise CorpusFormatError(f"unknown annotation type {kind!r} (expected T, R, E, A, M, N, # or *)", path, number)
+    # The id and annotation fields only: the last field is the annotated text (patient data in
+    # clinical corpora), which an error message must not carry to logs.
+    fields = line.split("\t")
+    shown = repr("\t".join(fields[:2])[:80]) if len(fields) > 1 else "without tab-separated fields"
+    raise CorpusFormatError(f"malformed {kind!r} line {shown} (text field not shown)", path, number)
 
 
 def _check_references(ann: BratAnnotations, ids: dict[str, int], path: str | Path) -> None:
