@@ -41,12 +41,17 @@ def pad_windows(windows: Sequence[Window], pad_id: int, *, with_labels: bool) ->
 
 
 def _as_documents(texts: Sequence[str | Document]) -> list[Document]:
+    """Texts to extract from, their sentences split from the text alone.
+
+    A corpus reader's sentences are built around the gold spans (a sentence never ends inside an
+    entity), which is right for training but would let gold annotations shape the sentence-mode
+    windows of a prediction: ``evaluate`` on a test split would then differ from ``predict`` on its
+    texts and from the official scorers' view. So prediction always splits sentences itself.
+    """
     documents = []
     for i, item in enumerate(texts):
-        if isinstance(item, Document):
-            documents.append(item if item.sentences else Document(item.id, item.text, sentences=split_sentences(item.text)))
-        else:
-            documents.append(Document(f"doc{i}", item, sentences=split_sentences(item)))
+        doc_id, text = (item.id, item.text) if isinstance(item, Document) else (f"doc{i}", item)
+        documents.append(Document(doc_id, text, sentences=split_sentences(text)))
     return documents
 
 

@@ -1,10 +1,14 @@
-"""Batching of encoder windows (extraction.length_batches)."""
+"""Batching of encoder windows (extraction.length_batches) and what prediction feeds the encoder."""
 
 from __future__ import annotations
 
 import random
 
-from clinx_hub.extraction import length_batches
+from transformers import AutoTokenizer
+
+from clinx_hub import ClinXForTokenClassification, Document, Span, scheme_labels
+from clinx_hub.extraction import extract_documents, length_batches
+from clinx_hub.sentences import split_sentences
 
 
 def test_batches_cover_every_window_once_sorted_by_length() -> None:
@@ -32,3 +36,25 @@ def test_with_a_tolerance_padding_stays_within_it() -> None:
     assert padded(tight) <= 1.05 * sum(lengths) < padded(length_batches(lengths, 16))
     # Windows of one length (the full ones of long notes) still fill whole batches.
     assert length_batches([512] * 40, 16, tolerance=0.05) == [list(range(16)), list(range(16, 32)), list(range(32, 40))]
+
+
+def test_prediction_splits_sentences_without_the_gold_spans(tiny_backbone_dir) -> None:
+    # Sentence mode: one window per sentence. A reader keeps a gold address in one sentence; the
+    # text alone splits it. Prediction must see the text's sentences either way (no gold leaks in).
+    model = ClinXForTokenClassification.from_backbone(
+        str(tiny_backbone_dir), scheme_labels(["CALLE"]), context_size=4, context_mode="sentence"
+    ).eval()
+    tokenizer = AutoTokenizer.from_pretrained(tiny_backbone_dir)
+    text = "Vive en C. Mayor. 5 de Madrid. Fuma."
+    address = Span(8, 29, "CALLE", text[8:29])
+    gold = Document("d", text, [address], split_sentences(text, [address]))
+    assert len(gold.sentences) == 2 and len(split_sentences(text)) == 3
+    windows: list[list[int]] = []
+    model.encoder.register_forward_pre_hook(
+        lambda module, args, kwargs: windows.extend((args[0] if args else kwargs["input_ids"]).tolist()),
+        with_kwargs=True,
+    )
+    from_gold = extract_documents(model, tokenizer, [gold])
+    seen_for_gold, windows[:] = list(windows), []
+    assert extract_documents(model, tokenizer, [text]) == from_gold
+    assert len(seen_for_gold) == 3 and windows == seen_for_gold
