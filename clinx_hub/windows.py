@@ -139,10 +139,11 @@ def _inside_entity(doc: TokenizedDocument, position: int) -> bool:
     """Would a cut before ``position`` split a gold entity?"""
     if doc.tags is None or position <= 0:
         return False
-    # The tag that matters is that of the next subword that carries one.
-    for tag in doc.tags[position:]:
-        if tag is not None:
-            return tag[0] in ("I", "E")
+    # The tag that matters is that of the next subword that carries one (indexed: a slice would
+    # copy the rest of the document at every candidate cut).
+    for index in range(position, len(doc.tags)):
+        if doc.tags[index] is not None:
+            return doc.tags[index][0] in ("I", "E")
     return False
 
 
