@@ -592,7 +592,7 @@ def train_members(
     Member i trains on the other folds and early-stops on fold i, into ``out/members_done/i`` with its
     record and settings. A member finished earlier (by an interrupted run, or by another run side by
     side) is reused when its settings, epochs included, are this run's, and refused otherwise.
-    Returns the folders of the members finished now.
+    Returns the folders of the finished members, by fold number (all of them when nothing is missing).
     """
     from .ensemble import Extractor
 
