@@ -25,6 +25,7 @@ import argparse
 import datetime
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -160,7 +161,16 @@ def train_members_side_by_side(name: str, processes: int) -> None:
     children = [
         subprocess.Popen([sys.executable, __file__, name, "--members", *map(str, group)]) for group in groups
     ]
-    failed = [group for group, child in zip(groups, children) if child.wait() != 0]
+    # Stopped (SIGTERM, Ctrl-C, an error), this process stops its children too: left running, they
+    # would hold their members' locks, and a rerun could not train them.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    try:
+        failed = [group for group, child in zip(groups, children) if child.wait() != 0]
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.terminate()
+                child.wait()
     if failed:
         raise SystemExit(f"{name}: the runs training members {failed} failed (see above)")
 

@@ -13,9 +13,11 @@ import os
 import platform
 import random
 import shutil
+import socket
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -379,11 +381,14 @@ def run_settings(args: ClinXTrainingArguments, train_documents, eval_documents) 
 
 
 def changed_settings(path: Path, settings: dict) -> list[str]:
-    """The fields where ``settings`` differ from those stored at ``path`` (none when nothing is stored)."""
+    """The fields where ``settings`` differ from those stored at ``path`` (none when nothing is stored).
+
+    Fields that only one side records (one added by a later version of clinx_hub) are not compared.
+    """
     if not path.is_file():
         return []
     before = json.loads(path.read_text())
-    return sorted(k for k in settings.keys() | before.keys() if settings.get(k) != before.get(k))
+    return sorted(k for k in settings.keys() & before.keys() if settings[k] != before[k])
 
 
 def check_run_settings(args: ClinXTrainingArguments, train_documents, eval_documents, *, resuming: bool) -> None:
@@ -510,6 +515,8 @@ def train_recipe(
     if other.is_file():
         kind = "single model" if args.splits > 1 else "ensemble"
         raise FileExistsError(f"{out} already holds a trained {kind} ({other.name}): train into another folder")
+    if args.members is not None and (out / ENSEMBLE_FILE).is_file():
+        raise FileExistsError(f"{out} already holds the assembled ensemble: its members are trained")
     out.mkdir(parents=True, exist_ok=True)
     labels = scheme_labels(list(entity_types), args.label_scheme)
     tokenizer = AutoTokenizer.from_pretrained(args.init_from or backbone)
@@ -558,6 +565,7 @@ def train_recipe(
         model, member_record = train_one(backbone, tokenizer, labels, train_docs, eval_docs, member_args)
         Extractor(model, tokenizer).save_pretrained(out)
         record["members"].append(member_record)
+        record["train_seconds"] = round(time.time() - started, 1)
     else:
         folds = random_folds([d.id for d in documents], args.splits, args.seed)
         (out / FOLDS_FILE).write_text(json.dumps({"seed": args.seed, "folds": folds}, indent=2) + "\n")
@@ -571,7 +579,9 @@ def train_recipe(
             record["members"].append(json.loads((finished[i] / TRAINING_RECORD).read_text()))
         ClinXEnsemble(members).save_pretrained(out)
         shutil.rmtree(out / MEMBERS_DONE)
-    record["train_seconds"] = round(time.time() - started, 1)
+        # The members may have trained in other runs, elsewhere: their own time and hardware count.
+        record["hardware"] = "; ".join(sorted({m.get("hardware") or record["hardware"] for m in record["members"]}))
+        record["train_seconds"] = round(sum(m["train_seconds"] for m in record["members"]), 1)
     # Checkpoints only serve to resume an interrupted run; the finished folder is what ships.
     shutil.rmtree(out / "checkpoints", ignore_errors=True)
     (out / TRAINING_RECORD).write_text(json.dumps(record, indent=2, default=str) + "\n")
@@ -591,11 +601,24 @@ def train_members(
 
     Member i trains on the other folds and early-stops on fold i, into ``out/members_done/i`` with its
     record and settings. A member finished earlier (by an interrupted run, or by another run side by
-    side) is reused when its settings, epochs included, are this run's, and refused otherwise.
-    Returns the folders of the finished members, by fold number (all of them when nothing is missing).
+    side) is reused when its settings, epochs included, are this run's, and refused otherwise. A
+    member another live run is training (its lock file says so) is refused up front, never trained
+    twice at once. Returns the folders of the finished members, by fold number.
     """
     from .ensemble import Extractor
 
+    selected = range(len(folds)) if args.members is None else args.members
+    busy = [
+        f"{i} ({holder})"
+        for i in sorted(set(selected))
+        if not (out / MEMBERS_DONE / str(i) / "config.json").is_file()
+        and (holder := lock_holder(out / MEMBERS_DONE / f".{i}.lock"))
+    ]
+    if busy:
+        raise TrainingSetupError(
+            f"another run is training members {', '.join(busy)} into {out}: let it finish (then rerun to"
+            " assemble), or give this run other --members"
+        )
     finished = {}
     for i, fold in enumerate(folds):
         folder = out / MEMBERS_DONE / str(i)
@@ -609,6 +632,11 @@ def train_members(
             "early_stopping_patience": args.early_stopping_patience,
         }
         if (folder / "config.json").is_file():
+            if not (folder / RUN_SETTINGS).is_file():
+                raise TrainingSetupError(
+                    f"{folder} holds member {i} without the {RUN_SETTINGS} that says how it was trained:"
+                    " delete that folder to train the member again, or train into another --out"
+                )
             changed = changed_settings(folder / RUN_SETTINGS, settings)
             if changed:
                 raise TrainingSetupError(
@@ -617,21 +645,67 @@ def train_members(
                 )
             finished[i] = folder
             continue
-        if args.members is not None and i not in args.members:
+        if i not in selected:
             continue
-        model, member_record = train_one(backbone, tokenizer, labels, train_docs, eval_docs, member_args)
-        # Written aside and renamed: a run side by side never sees a member half written.
-        partial = folder.with_name(f".{i}.partial")
-        shutil.rmtree(partial, ignore_errors=True)
-        Extractor(model, tokenizer).save_pretrained(partial)
-        (partial / TRAINING_RECORD).write_text(json.dumps({"fold": i, **member_record}, default=str) + "\n")
-        (partial / RUN_SETTINGS).write_text(json.dumps(settings, indent=2) + "\n")
-        shutil.rmtree(folder, ignore_errors=True)  # what a crash left of an earlier attempt
-        partial.rename(folder)
-        # Its checkpoints only served to resume it.
-        shutil.rmtree(member_args.output_dir, ignore_errors=True)
+        with member_lock(out / MEMBERS_DONE / f".{i}.lock"):
+            model, member_record = train_one(backbone, tokenizer, labels, train_docs, eval_docs, member_args)
+            # Written aside and renamed: a run side by side never sees a member half written.
+            partial = folder.with_name(f".{i}.partial")
+            shutil.rmtree(partial, ignore_errors=True)
+            Extractor(model, tokenizer).save_pretrained(partial)
+            record = {"fold": i, **member_record, "hardware": hardware(args.device.type)}
+            (partial / TRAINING_RECORD).write_text(json.dumps(record, default=str) + "\n")
+            (partial / RUN_SETTINGS).write_text(json.dumps(settings, indent=2) + "\n")
+            shutil.rmtree(folder, ignore_errors=True)  # what a crash left of an earlier attempt
+            partial.rename(folder)
+            # Its checkpoints only served to resume it.
+            shutil.rmtree(member_args.output_dir, ignore_errors=True)
         finished[i] = folder
     return finished
+
+
+def lock_holder(path: Path) -> str | None:
+    """Which live run holds the member lock at ``path`` ("pid N on HOST"), if any.
+
+    A lock left by a run on this machine that is no longer running is removed.
+    """
+    try:
+        holder = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):  # being written this instant, or damaged: taken all the same
+        return f"see {path}"
+    if holder.get("host") == socket.gethostname():
+        try:
+            os.kill(int(holder["pid"]), 0)
+        except ProcessLookupError:
+            path.unlink(missing_ok=True)
+            return None
+        except PermissionError:  # alive, another user's
+            pass
+    return f"pid {holder.get('pid')} on {holder.get('host')}"
+
+
+@contextmanager
+def member_lock(path: Path) -> Iterator[None]:
+    """Hold the lock file at ``path`` (created exclusively) while a member trains."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        try:
+            descriptor = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            break
+        except FileExistsError:
+            holder = lock_holder(path)
+            if holder:
+                raise TrainingSetupError(
+                    f"another run ({holder}) is training this member ({path}); delete the lock only if it is not"
+                ) from None
+    with os.fdopen(descriptor, "w") as file:
+        json.dump({"pid": os.getpid(), "host": socket.gethostname()}, file)
+    try:
+        yield
+    finally:
+        path.unlink(missing_ok=True)
 
 
 def ensemble_progress(out: str | Path, splits: int) -> dict[str, list[int]]:

@@ -65,14 +65,17 @@ def test_document_spans_carry_codes_and_fragments(tmp_path):
 @pytest.mark.parametrize(
     ("ann", "message"),
     [
-        ("T1\tFECHAS 0 x\t2019\n", "d.ann:1: malformed 'T' line 'T1\\tFECHAS 0 x' (text field not shown)"),
+        ("T1\tFECHAS 0 x\t2019\n", "d.ann:1: malformed 'T' line (T1): expected 'T<n> TAB LABEL START END"),
+        # Text in the wrong field: still never shown.
+        ("T1 FECHAS 0 4\tJuan Pérez\n", "d.ann:1: malformed 'T' line (T1): expected"),
+        ("T1\tFECHAS 0 4 Juan Pérez\n", "d.ann:1: malformed 'T' line (T1): expected"),
         ("Juan Pérez 0 4\n", "d.ann:1: unknown annotation type 'J' (expected"),
         ("T1\tFECHAS 0 4\t2019\nX1\tfoo\n", "d.ann:2: unknown annotation type 'X'"),
         ("T1\tFECHAS 0 4\t2019\n#1\tAnnotatorNotes T9\tcode\n", "d.ann:2: refers to T9, which this file does not define"),
         ("T1\tFECHAS 0 4\t2019\nT1\tFECHAS 0 4\t2019\n", "d.ann:2: id T1 already defined on line 1"),
         ("T1\tFECHAS 4 0\t2019\n", "d.ann:1: span '4 0' ends before it starts"),
         ("T1\tFECHAS 0 4\t2019\nT2\tFECHAS 5 40\tmayo\n", "d.ann:2: T2 ends at 40, past the end of d.txt (9 characters)"),
-        ("R1\tTiene Arg1:T1\n", "d.ann:1: malformed 'R' line"),
+        ("R1\tTiene Arg1:T1\n", "d.ann:1: malformed 'R' line (R1): expected 'R<n> TAB TYPE Arg1:<id> Arg2:<id>'"),
     ],
 )
 def test_broken_ann_files_raise_with_file_and_line(tmp_path, ann, message):

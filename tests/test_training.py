@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import statistics
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -132,7 +133,9 @@ def test_ensemble_recipe_saves_one_folder_that_loads_like_a_model(tiny_backbone_
     assert load_extractor(tmp_path / "copy").predict(notes[20:]) == predictions
 
 
-def test_members_trained_by_separate_runs_make_the_same_ensemble(tiny_backbone_dir: Path, notes, tmp_path: Path) -> None:
+def test_members_trained_by_separate_runs_make_the_same_ensemble(
+    tiny_backbone_dir: Path, notes, tmp_path: Path, monkeypatch
+) -> None:
     def args(out: Path, **overrides):
         return tiny_args(out / "checkpoints", splits=3, num_train_epochs=2, logging_strategy="no", **overrides)
 
@@ -146,22 +149,62 @@ def test_members_trained_by_separate_runs_make_the_same_ensemble(tiny_backbone_d
     assert ensemble_progress(apart, 3) == {"finished": [1], "missing": [0, 2]}
     assert not (apart / "ensemble.json").exists() and not (apart / "training_record.json").exists()
     assert not (apart / "checkpoints" / "1").exists()  # a finished member keeps no checkpoints
-    member_1 = (apart / "members_done" / "1" / "model.safetensors").read_bytes()
+    assert not list((apart / "members_done").glob(".*"))  # no lock or half-written member left
     recipe(apart, args(apart, members=[0, 2]))
     assert ensemble_progress(apart, 3) == {"finished": [0, 1, 2], "missing": []}
     # Settings that differ from a finished member's (here its epochs) are refused, naming them.
     with pytest.raises(TrainingSetupError, match=r"member 0 finished with other settings \(num_train_epochs\)"):
         recipe(apart, tiny_args(apart / "checkpoints", splits=3, num_train_epochs=3, logging_strategy="no"))
     # The run without members trains nothing more and assembles what the two runs left.
+    monkeypatch.setattr("clinx_hub.training.train_one", lambda *a, **k: pytest.fail("a finished member was retrained"))
     assembled = load_extractor(recipe(apart, args(apart)))
     assert not (apart / "members_done").exists()
-    assert (apart / "members" / "1" / "model.safetensors").read_bytes() == member_1
     record = json.loads((apart / "training_record.json").read_text())
     assert [m["fold"] for m in record["members"]] == [0, 1, 2]
+    # Training time is the members' own, wherever they trained, not the assembling run's.
+    assert record["train_seconds"] == round(sum(m["train_seconds"] for m in record["members"]), 1) > 0
     for alone, together in zip(assembled.members, whole.members):
         for (name, a), b in zip(alone.model.state_dict().items(), together.model.state_dict().values()):
             assert torch.equal(a, b), name
     assert assembled.predict(notes[20:]) == whole.predict(notes[20:])
+    # Its members are trained: a run for some of them again is refused.
+    with pytest.raises(FileExistsError, match="already holds the assembled ensemble"):
+        recipe(apart, args(apart, members=[0]))
+
+
+def test_a_member_is_never_trained_by_two_runs_at_once(tiny_backbone_dir: Path, notes, tmp_path: Path) -> None:
+    import socket
+    import subprocess
+    import sys
+
+    def recipe(out: Path, **overrides):
+        arguments = tiny_args(out / "checkpoints", splits=2, num_train_epochs=1, logging_strategy="no", **overrides)
+        return train_recipe(str(tiny_backbone_dir), notes[:8], out, arguments, entity_types=TYPES, task="toy")
+
+    out = tmp_path / "ens"
+    lock = out / "members_done" / ".1.lock"
+    lock.parent.mkdir(parents=True)
+    with subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"]) as other:
+        lock.write_text(json.dumps({"pid": other.pid, "host": socket.gethostname()}))
+        # A run for member 1, or one for all members, is refused before it trains anything.
+        for members in ([1], None):
+            with pytest.raises(TrainingSetupError, match=rf"training members 1 \(pid {other.pid} on "):
+                recipe(out, members=members)
+        assert ensemble_progress(out, 2)["finished"] == []
+        recipe(out, members=[0])  # another member trains meanwhile
+        other.kill()
+    # The holder is gone: its lock is stale and the member trains.
+    recipe(out, members=[1])
+    assert ensemble_progress(out, 2)["finished"] == [0, 1] and not lock.exists()
+
+
+def test_a_finished_member_without_its_settings_is_refused(tiny_backbone_dir: Path, notes, tmp_path: Path) -> None:
+    out = tmp_path / "ens"
+    arguments = tiny_args(out / "checkpoints", splits=2, num_train_epochs=1, logging_strategy="no")
+    train_recipe(str(tiny_backbone_dir), notes[:8], out, replace(arguments, members=[0]), entity_types=TYPES)
+    (out / "members_done" / "0" / "run_settings.json").unlink()  # as a member from an older version
+    with pytest.raises(TrainingSetupError, match="holds member 0 without the run_settings.json"):
+        train_recipe(str(tiny_backbone_dir), notes[:8], out, arguments, entity_types=TYPES)
 
 
 def test_a_label_seen_only_in_a_brat_folders_dev_split_is_learnt(tiny_backbone_dir: Path, notes, tmp_path: Path) -> None:

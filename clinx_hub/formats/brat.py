@@ -174,11 +174,25 @@ def _parse_line(line: str, number: int, path: str | Path, out: BratAnnotations) 
             return
     else:
         raise CorpusFormatError(f"unknown annotation type {kind!r} (expected T, R, E, A, M, N, # or *)", path, number)
-    # The id and annotation fields only: the last field is the annotated text (patient data in
-    # clinical corpora), which an error message must not carry to logs.
-    fields = line.split("\t")
-    shown = repr("\t".join(fields[:2])[:80]) if len(fields) > 1 else "without tab-separated fields"
-    raise CorpusFormatError(f"malformed {kind!r} line {shown} (text field not shown)", path, number)
+    # The line itself is not shown: a malformed line's text (patient data in clinical corpora) may
+    # sit in any field, and an error message must not carry it to logs. Its id and the expected
+    # shape locate the problem.
+    ident = re.match(r"[TREAMN#]\d+(?=\s)", line)
+    where = f" ({ident.group(0)})" if ident else ""
+    raise CorpusFormatError(f"malformed {kind!r} line{where}: expected {_SHAPES[kind]}", path, number)
+
+
+# What each kind of line looks like, for error messages (TAB between fields).
+_SHAPES = {
+    "T": "'T<n> TAB LABEL START END[;START END...] TAB TEXT'",
+    "R": "'R<n> TAB TYPE Arg1:<id> Arg2:<id>'",
+    "E": "'E<n> TAB TYPE:T<n> [ROLE:<id> ...]'",
+    "A": "'A<n> TAB NAME <id> [VALUE]'",
+    "M": "'M<n> TAB NAME <id> [VALUE]'",
+    "N": "'N<n> TAB Reference <id> DB:KEY TAB TEXT'",
+    "#": "'#<n> TAB AnnotatorNotes <id> TAB NOTE'",
+    "*": "'* TAB Equiv <id> <id> ...'",
+}
 
 
 def _check_references(ann: BratAnnotations, ids: dict[str, int], path: str | Path) -> None:
