@@ -27,8 +27,10 @@ from transformers import (
     AutoTokenizer,
     EarlyStoppingCallback,
     Trainer,
+    TrainerCallback,
     TrainingArguments,
 )
+from transformers.trainer_utils import get_last_checkpoint
 
 from .documents import Document
 from .extraction import extract_documents, pad_windows
@@ -42,6 +44,8 @@ HEAD_MODULES = ("classifier", "crf")
 FOLDS_FILE = "folds.json"
 # Beside a run's checkpoints: the settings a resumed run must share (see check_run_settings).
 RUN_SETTINGS = "run_settings.json"
+# In each checkpoint: the training seconds that led to it, so that a resumed run's time is whole.
+TRAIN_SECONDS_FILE = "clinx_train_seconds.json"
 # Ensemble members finished by a run that is not over (or one of several runs side by side).
 MEMBERS_DONE = "members_done"
 
@@ -250,6 +254,32 @@ class ClinXTrainer(Trainer):
         return metrics
 
 
+class _TrainingTime(TrainerCallback):
+    """Training seconds across interrupted runs: each checkpoint keeps the time spent up to it."""
+
+    def __init__(self, before: float = 0.0) -> None:
+        self.before = before
+        self.started = time.time()
+
+    @property
+    def seconds(self) -> float:
+        return self.before + time.time() - self.started
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.started = time.time()
+
+    def on_save(self, args, state, control, **kwargs):
+        folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        if folder.is_dir():
+            (folder / TRAIN_SECONDS_FILE).write_text(json.dumps({"train_seconds": round(self.seconds, 1)}) + "\n")
+
+    @classmethod
+    def resuming(cls, checkpoint: str | None) -> _TrainingTime:
+        """The clock of a run resuming from ``checkpoint`` (time before it counts; 0 if unrecorded)."""
+        path = Path(checkpoint) / TRAIN_SECONDS_FILE if checkpoint else None
+        return cls(json.loads(path.read_text())["train_seconds"] if path and path.is_file() else 0.0)
+
+
 def random_folds(doc_ids: Sequence[str], n: int, seed: int) -> list[list[str]]:
     """Document-level random folds: disjoint, covering, deterministic for a seed.
 
@@ -425,14 +455,14 @@ def train_one(
             f" {args.window_length}, capped by its positions): no room for a centre between two contexts of"
             f" {model.config.context_size}; lower --context"
         )
-    callbacks = []
+    last = get_last_checkpoint(args.output_dir) if Path(args.output_dir).is_dir() else None
+    clock = _TrainingTime.resuming(last)
+    callbacks = [clock]
     if eval_documents and args.load_best_model_at_end:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=args.early_stopping_patience))
-    checkpoints = list(Path(args.output_dir).glob("checkpoint-*"))
-    check_run_settings(args, train_documents, eval_documents, resuming=bool(checkpoints))
+    check_run_settings(args, train_documents, eval_documents, resuming=last is not None)
     trainer = ClinXTrainer(model, args, tokenizer, train_documents, eval_documents, callbacks=callbacks)
-    started = time.time()
-    trainer.train(resume_from_checkpoint=bool(checkpoints) or None)
+    trainer.train(resume_from_checkpoint=last)
     record = {
         "train_documents": len(train_documents),
         "train_windows": len(trainer.train_dataset),
@@ -443,7 +473,8 @@ def train_one(
         "evaluations": [e for e in trainer.state.log_history if "eval_f1" in e],
         "best_eval_f1": trainer.state.best_metric,
         "epochs_run": trainer.state.epoch,
-        "train_seconds": round(time.time() - started, 1),
+        # Including the interrupted runs' time up to the checkpoint this one resumed from.
+        "train_seconds": round(clock.seconds, 1),
         "seed": args.seed,
     }
     return trainer.model, record
@@ -549,7 +580,6 @@ def train_recipe(
         "hardware": hardware(args.device.type),  # where the Trainer ran, not merely what is visible
         "members": [],
     }
-    started = time.time()
     if args.splits <= 1:
         member_args = replace(args, output_dir=str(out / "checkpoints"))
         if not args.holdout:
@@ -565,7 +595,7 @@ def train_recipe(
         model, member_record = train_one(backbone, tokenizer, labels, train_docs, eval_docs, member_args)
         Extractor(model, tokenizer).save_pretrained(out)
         record["members"].append(member_record)
-        record["train_seconds"] = round(time.time() - started, 1)
+        record["train_seconds"] = member_record["train_seconds"]  # interrupted runs' time included
     else:
         folds = random_folds([d.id for d in documents], args.splits, args.seed)
         (out / FOLDS_FILE).write_text(json.dumps({"seed": args.seed, "folds": folds}, indent=2) + "\n")

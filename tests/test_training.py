@@ -388,11 +388,15 @@ def test_a_resume_with_other_settings_is_refused(tiny_backbone_dir: Path, notes,
             tiny_args(tmp_path / "run", num_train_epochs=2, load_best_model_at_end=False, first_n=40),
         )
     # The same settings (more epochs allowed) resume: only the second epoch is trained.
+    (checkpoint,) = (tmp_path / "run").glob("checkpoint-*")
+    # As if the first run had taken 1000 s to reach its checkpoint: the resumed record counts them.
+    (checkpoint / "clinx_train_seconds.json").write_text('{"train_seconds": 1000.0}')
     _, record = train_one(
         str(tiny_backbone_dir), tokenizer, labels, notes[:8], notes[8:10],
         tiny_args(tmp_path / "run", num_train_epochs=2, load_best_model_at_end=False),
     )
     assert record["epochs_run"] == 2
+    assert 1000 < record["train_seconds"] < 1000 + 120
     # The held-out curve starts at epoch 1, not at the resume.
     assert [e["epoch"] for e in record["evaluations"]] == [1, 2]
 
