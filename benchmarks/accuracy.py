@@ -179,7 +179,7 @@ def run(
     name: str, members: list[int] | None = None, started: float | None = None, member_processes: int = 1
 ) -> dict | None:
     """Train and score one experiment (or only the given members of an ensemble: then None)."""
-    from clinx_hub.training import default_arguments, train_task
+    from clinx_hub.training import TRAINING_RECORD, default_arguments, score_task_model, train_task
 
     result_path = RESULTS / f"{name}.json"
     if result_path.is_file():
@@ -194,7 +194,12 @@ def run(
         **settings,
     )
     started = started or time.time()
-    record = train_task(task, CORPORA, str(minilm_folder()), out, args)
+    if members is None and (out / TRAINING_RECORD).is_file():
+        # Trained already (the record is written last); only the scoring was cut short.
+        print(f"{name}: trained already, scoring {out}", flush=True)
+        record = score_task_model(task, CORPORA, out, args.device)
+    else:
+        record = train_task(task, CORPORA, str(minilm_folder()), out, args)
     if members is not None:
         print(f"{name}: members {record['members']}", flush=True)
         return None

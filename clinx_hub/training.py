@@ -761,7 +761,6 @@ def train_task(
     >>> train_task("pharmaconer", "../shared/corpora", "runs/minilm", "runs/ph", args)  # doctest: +SKIP
     """
     from .corpora import get_task, load_task
-    from .ensemble import ClinXEnsemble, load_extractor
 
     task = get_task(task_name)
     splits = load_task(task_name, Path(data_dir))
@@ -785,10 +784,37 @@ def train_task(
     record_path = Path(out) / TRAINING_RECORD
     record = json.loads(record_path.read_text())
     record["training_splits"] = training
+    record_path.write_text(json.dumps(record, indent=2, default=str) + "\n")
+    return score_task_model(task_name, data_dir, out, args.device, splits=splits)
+
+
+def score_task_model(
+    task_name: str,
+    data_dir: str | Path,
+    out: str | Path,
+    device: str | torch.device | None = None,
+    *,
+    splits: dict | None = None,
+) -> dict:
+    """Score the model ``train_task`` left in ``out`` on the task's report split, into its training record.
+
+    Also what finishes a run whose scoring was cut short: training need not be repeated.
+
+    >>> score_task_model("pharmaconer", "../shared/corpora", "runs/ph")["evaluation"]["micro"]  # doctest: +SKIP
+    """
+    from .corpora import get_task, load_task
+    from .ensemble import ClinXEnsemble, load_extractor
+
+    task = get_task(task_name)
+    splits = splits if splits is not None else load_task(task_name, Path(data_dir))
+    record_path = Path(out) / TRAINING_RECORD
+    record = json.loads(record_path.read_text())
     if task.report_split in splits:
         started = time.time()
         # Scored where it was trained (the GPU when the Trainer used one).
-        extractor = load_extractor(out).to(args.device)
+        extractor = load_extractor(out)
+        if device is not None:
+            extractor = extractor.to(device)
         member_results = []
         if isinstance(extractor, ClinXEnsemble):
             result, member_results = extractor.evaluate_members(splits[task.report_split])

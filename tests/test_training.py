@@ -24,6 +24,7 @@ from clinx_hub.training import (
     first_n_sentences,
     initial_model,
     random_folds,
+    score_task_model,
     train_one,
     train_recipe,
     train_task,
@@ -240,6 +241,12 @@ def test_task_ensemble_records_each_member_on_the_report_split(tiny_backbone_dir
     assert evaluation["members"] == alone
     assert evaluation["member_median_f1"] == statistics.median(m["f1"] for m in alone)
     assert evaluation["micro"] == ensemble.evaluate(notes[14:18]).micro.to_dict()
+    # Scoring cut short (the record written, no scores yet) finishes without training again.
+    record.pop("evaluation")
+    (out / "training_record.json").write_text(json.dumps(record))
+    rescored = score_task_model("brat", tmp_path / "data", out)["evaluation"]
+    assert {**rescored, "seconds": None} == {**evaluation, "seconds": None}
+    assert json.loads((out / "training_record.json").read_text())["evaluation"] == rescored
     # The model card gives each member's score alone and their median beside the vote's.
     card = render_model_card(out, model_id="toy")
     assert f"the members' median strict F1 is {evaluation['member_median_f1']:.4f}" in card
