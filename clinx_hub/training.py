@@ -608,13 +608,14 @@ def train_recipe(
             members.append(Extractor.from_pretrained(finished[i]))
             record["members"].append(json.loads((finished[i] / TRAINING_RECORD).read_text()))
         ClinXEnsemble(members).save_pretrained(out)
-        shutil.rmtree(out / MEMBERS_DONE)
         # The members may have trained in other runs, elsewhere: their own time and hardware count.
         record["hardware"] = "; ".join(sorted({m.get("hardware") or record["hardware"] for m in record["members"]}))
         record["train_seconds"] = round(sum(m["train_seconds"] for m in record["members"]), 1)
-    # Checkpoints only serve to resume an interrupted run; the finished folder is what ships.
-    shutil.rmtree(out / "checkpoints", ignore_errors=True)
+    # The record is written last of what ships: with it, the run is done (score_task_model may
+    # finish it). Only then go the checkpoints and finished members, which served to resume it.
     (out / TRAINING_RECORD).write_text(json.dumps(record, indent=2, default=str) + "\n")
+    shutil.rmtree(out / "checkpoints", ignore_errors=True)
+    shutil.rmtree(out / MEMBERS_DONE, ignore_errors=True)
     return out
 
 
