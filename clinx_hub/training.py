@@ -639,11 +639,11 @@ def train_members(
     from .ensemble import Extractor
 
     selected = range(len(folds)) if args.members is None else args.members
+    missing = ensemble_progress(out, len(folds))["missing"]
     busy = [
         f"{i} ({holder})"
-        for i in sorted(set(selected))
-        if not (out / MEMBERS_DONE / str(i) / "config.json").is_file()
-        and (holder := lock_holder(out / MEMBERS_DONE / f".{i}.lock"))
+        for i in sorted(set(selected) & set(missing))
+        if (holder := lock_holder(_member_lock_path(out, i)))
     ]
     if busy:
         raise TrainingSetupError(
@@ -652,7 +652,7 @@ def train_members(
         )
     finished = {}
     for i, fold in enumerate(folds):
-        folder = out / MEMBERS_DONE / str(i)
+        folder = _member_folder(out, i)
         held_out = set(fold)
         train_docs = [d for d in documents if d.id not in held_out]
         eval_docs = [d for d in documents if d.id in held_out]
@@ -678,7 +678,7 @@ def train_members(
             continue
         if i not in selected:
             continue
-        with member_lock(out / MEMBERS_DONE / f".{i}.lock"):
+        with member_lock(_member_lock_path(out, i)):
             model, member_record = train_one(backbone, tokenizer, labels, train_docs, eval_docs, member_args)
             # Written aside and renamed: a run side by side never sees a member half written.
             partial = folder.with_name(f".{i}.partial")
@@ -693,6 +693,14 @@ def train_members(
             shutil.rmtree(member_args.output_dir, ignore_errors=True)
         finished[i] = folder
     return finished
+
+
+def _member_folder(out: str | Path, i: int) -> Path:
+    return Path(out) / MEMBERS_DONE / str(i)
+
+
+def _member_lock_path(out: str | Path, i: int) -> Path:
+    return Path(out) / MEMBERS_DONE / f".{i}.lock"
 
 
 def lock_holder(path: Path) -> str | None:
@@ -741,7 +749,7 @@ def member_lock(path: Path) -> Iterator[None]:
 
 def ensemble_progress(out: str | Path, splits: int) -> dict[str, list[int]]:
     """Which members of an ensemble being trained into ``out`` are finished and which are not."""
-    done = [i for i in range(splits) if (Path(out) / MEMBERS_DONE / str(i) / "config.json").is_file()]
+    done = [i for i in range(splits) if (_member_folder(out, i) / "config.json").is_file()]
     return {"finished": done, "missing": [i for i in range(splits) if i not in done]}
 
 

@@ -173,7 +173,7 @@ def _parse_line(line: str, number: int, path: str | Path, out: BratAnnotations) 
             out.equivalences.append(BratEquivalence(m.group(1), tuple(m.group(2).split()), number))
             return
     else:
-        raise CorpusFormatError(f"unknown annotation type {kind!r} (expected T, R, E, A, M, N, # or *)", path, number)
+        raise CorpusFormatError(f"unknown annotation type {kind!r} (expected one of {' '.join(_SHAPES)})", path, number)
     # The line itself is not shown: a malformed line's text (patient data in clinical corpora) may
     # sit in any field, and an error message must not carry it to logs. Its id and the expected
     # shape locate the problem.
