@@ -17,6 +17,7 @@ it, and this process then assembles and scores the ensemble; its wall time cover
 
 Model folders go to ``runs/accuracy/<experiment>`` (outside version control); the scores, the
 command and the wall time of each experiment go to ``benchmarks/results/accuracy/<experiment>.json``.
+A run that resumed earlier work is marked ``resumed``: its wall time covers only what it trained.
 """
 
 from __future__ import annotations
@@ -185,7 +186,11 @@ def train_members_side_by_side(name: str, processes: int) -> None:
 
 
 def run(
-    name: str, members: list[int] | None = None, started: float | None = None, member_processes: int = 1
+    name: str,
+    members: list[int] | None = None,
+    started: float | None = None,
+    member_processes: int = 1,
+    resumed: bool = False,
 ) -> dict | None:
     """Train and score one experiment (or only the given members of an ensemble: then None)."""
     from clinx_hub.training import TRAINING_RECORD, default_arguments, score_task_model, train_task
@@ -236,6 +241,8 @@ def run(
         ],
         "hardware": record["hardware"],
         "wall_seconds": round(time.time() - started, 1),
+        # True: resumed from an earlier run's checkpoints or members; wall_seconds is the last run's.
+        "resumed": resumed,
         "date": datetime.date.today().isoformat(),
         "command": command(name, member_processes),
     }
@@ -278,7 +285,7 @@ def table() -> str:
         lines.append(
             f"| {name} | {r['task']} | {r['report_split']} | {micro.get('precision', 0) * 100:.1f}"
             f" | {micro.get('recall', 0) * 100:.1f} | {micro.get('f1', 0) * 100:.1f}"
-            f" | {PAPER_TABLE_7.get(r['task'], '')} | {median} | {members} | {epochs} | {rate} | {r['wall_seconds'] / 60:.0f} min"
+            f" | {PAPER_TABLE_7.get(r['task'], '')} | {median} | {members} | {epochs} | {rate} | {r['wall_seconds'] / 60:.0f} min{' (resumed)' if r.get('resumed') else ''}"
             f" | {r['hardware']} | {r['date']} |"
         )
     lines += [
@@ -344,10 +351,13 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     for name in args.experiments:
         started = time.time()
+        # Anything under runs/ from an earlier run (checkpoints, finished members) makes this one a
+        # resumption: its wall time then covers only the part trained now.
+        resumed = (RUNS / name).is_dir() and any((RUNS / name).iterdir())
         processes = args.member_processes if ensemble_splits(name) > 1 else 1
         if processes > 1 and not (RESULTS / f"{name}.json").is_file():
             train_members_side_by_side(name, processes)
-        result = run(name, started=started, member_processes=processes)
+        result = run(name, started=started, member_processes=processes, resumed=resumed)
         print(f"{name}: F1 {result['micro']['f1'] * 100:.2f}", flush=True)
     text = table()
     (RESULTS.parent / "accuracy.md").write_text(text)
