@@ -9,7 +9,14 @@ import pytest
 
 from clinx_hub.cli import main
 from clinx_hub.documents import Document, Span
-from clinx_hub.evaluation import Scores, cuts_word, score_documents, score_folders
+from clinx_hub.evaluation import (
+    Scores,
+    cuts_word,
+    document_scores,
+    paired_bootstrap,
+    score_documents,
+    score_folders,
+)
 from clinx_hub.formats.base import CorpusFormatError
 
 TEXT = "Paciente con fiebre alta y tos seca."  # invented
@@ -296,3 +303,52 @@ def test_cli_score_equals_an_independent_count_on_pharmaconer_dev(corpora_dir, t
         assert sum(row["tp"] for row in result["per_label"].values()) == result["micro"]["tp"]
     assert result["micro"]["fp"] > 0 and result["micro"]["fn"] > 0
     assert result["per_label"]["RELABELLED"]["support"] == 0
+
+
+def _notes(n: int) -> list[Document]:
+    return [Document(f"n{i}", "Fiebre y tos", [Span(0, 6, "SINTOMA"), Span(9, 12, "SINTOMA")]) for i in range(n)]
+
+
+def test_document_scores_sum_to_the_micro_counts():
+    gold = _notes(4)
+    pred = [gold[0], gold[1].with_spans([Span(0, 6, "SINTOMA"), Span(0, 12, "SINTOMA")]), gold[3].with_spans([])]
+    per_document = document_scores(gold, pred)
+    assert list(per_document) == ["n0", "n1", "n2", "n3"]  # n2 has no prediction: its spans are FN
+    assert per_document["n2"] == Scores(0, 0, 2)
+    assert sum(per_document.values(), Scores()) == score_documents(gold, pred).micro
+    assert list(document_scores(gold, pred, common_only=True)) == ["n0", "n1", "n3"]
+
+
+def test_paired_bootstrap_separates_a_better_system_and_not_an_equal_one():
+    gold = _notes(30)
+    # B misses the second span in a third of the notes; A is right everywhere.
+    worse = [d.with_spans(d.spans[:1]) if i % 3 == 0 else d for i, d in enumerate(gold)]
+    result = paired_bootstrap(gold, gold, worse, samples=500, seed=1)
+    assert result.f1_a == 1.0
+    assert result.f1_b == pytest.approx(score_documents(gold, worse).micro.f1)
+    assert result.difference == pytest.approx(1.0 - result.f1_b)
+    assert 0 < result.low <= result.difference <= result.high
+    assert result.a_better == 1.0 and result.ties == 0.0
+    assert paired_bootstrap(gold, gold, worse, samples=500, seed=1) == result  # seeded: reproducible
+
+    same = paired_bootstrap(gold, worse, worse, samples=200)
+    assert (same.difference, same.low, same.high, same.a_better, same.ties) == (0.0, 0.0, 0.0, 0.0, 1.0)
+
+
+def test_paired_bootstrap_puts_a_mixed_difference_around_zero():
+    gold = _notes(40)
+    # Each system drops one span in a different half of the notes: equal in total, opposite per note.
+    a = [d.with_spans(d.spans[:1]) if i < 20 else d for i, d in enumerate(gold)]
+    b = [d.with_spans(d.spans[:1]) if i >= 20 else d for i, d in enumerate(gold)]
+    result = paired_bootstrap(gold, a, b, samples=2000)
+    assert result.difference == 0.0
+    assert result.low < 0 < result.high
+    assert 0.3 < result.a_better < 0.7
+
+
+def test_paired_bootstrap_refuses_systems_scored_on_different_documents():
+    gold = _notes(3)
+    with pytest.raises(ValueError, match="different documents.*n2"):
+        paired_bootstrap(gold, gold, gold[:2], common_only=True)
+    with pytest.raises(ValueError, match="samples"):
+        paired_bootstrap(gold, gold, gold, samples=0)
