@@ -20,11 +20,15 @@ from clinx_hub.documents import Span
 ABBREVIATIONS = frozenset(
     """
     dr dra drs dras sr sra sres sras srta ud uds dña dª d.ª prof lic ing
-    aprox approx etc ej p.ej vs tto trat fig figs pág pag núm num nº n.º no cap vol ed
+    aprox approx etc ej p.ej vs tto trat fig figs pág pag núm num nº n.º cap vol ed
     dcha dcho izq izqda izqdo avda av c/ pza sta sto hosp med dpto
     mr mrs ms jr st e.g i.e cf pt pts approx.
     """.split()
 )
+
+# Abbreviations only before a number: "No. 5" (English number), but "Alergias: no. Tabaco: sí."
+# is two sentences (Spanish "no" ends many).
+NUMBER_ABBREVIATIONS = frozenset({"no"})
 
 # Sentence-final punctuation, optionally closed by quotes or brackets, before whitespace and a
 # character that can open a sentence (capital, digit, opening quote/bracket, Spanish ¿¡, bullet).
@@ -86,6 +90,7 @@ def _punctuation_cuts(text: str) -> Iterable[int]:
         if text[match.start()] == "." and (
             stem in ABBREVIATIONS
             or f"{stem}." in ABBREVIATIONS
+            or (stem in NUMBER_ABBREVIATIONS and text[match.end() :].lstrip(_SPACE)[:1].isdigit())
             or (len(stem) == 1 and stem.isalpha())  # an initial: "J. García"
             or (stem.isdigit() and len(stem) <= 2 and _opens_sentence(text, word_start, line_start))
         ):

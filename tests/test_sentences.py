@@ -20,6 +20,13 @@ def test_abbreviations_initials_and_decimals_do_not_end_sentences():
     ]
 
 
+def test_no_ends_a_sentence_unless_a_number_follows():
+    assert sentences_of("Alergias: no. Tabaco: sí. Refiere que no. Niega fiebre.") == [
+        "Alergias: no.", "Tabaco: sí.", "Refiere que no.", "Niega fiebre.",
+    ]
+    assert sentences_of("Room No. 5 was clean. Fine.") == ["Room No. 5 was clean.", "Fine."]
+
+
 def test_headings_and_list_items_without_final_punctuation_are_sentences():
     text = "ANAMNESIS\nMujer de 67 años\n- HTA\n- DM tipo 2\n1. Ingreso. 2. Alta\n\nEXPLORACIÓN"
     assert sentences_of(text) == ["ANAMNESIS", "Mujer de 67 años", "- HTA", "- DM tipo 2", "1. Ingreso.", "2. Alta", "EXPLORACIÓN"]
