@@ -13,6 +13,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from clinx_hub.documents import Document, Span
 from clinx_hub.formats.base import CorpusFormatError, read_text
 from clinx_hub.formats.brat import parse_ann, read_brat_folder
@@ -341,8 +343,6 @@ def paired_bootstrap(
     >>> round(result.difference, 3), result.a_better
     (0.333, 1.0)
     """
-    import numpy as np
-
     if samples < 1:
         raise ValueError(f"samples must be at least 1, got {samples}")
     by_a = document_scores(gold, pred_a, common_only=common_only)
