@@ -84,13 +84,12 @@ def main(argv: list[str] | None = None) -> int:
     task = get_task(args.task)
     split = args.split or task.report_split
     gold = load_task(args.task, CORPORA)[split]
-    sides = {}
+    sides, predictions = {}, {}
     for side, model in (("a", args.model_a), ("b", args.model_b)):
-        pred, seconds = predict(model, gold, args.device)
-        sides[side] = {"model": model, "micro": score_documents(gold, pred).micro.to_dict(), "predict_seconds": seconds}
-        sides[side]["predictions"] = pred
-    boot = paired_bootstrap(gold, sides["a"].pop("predictions"), sides["b"].pop("predictions"),
-                            samples=args.samples, seed=args.seed)
+        predictions[side], seconds = predict(model, gold, args.device)
+        micro = score_documents(gold, predictions[side]).micro.to_dict()
+        sides[side] = {"model": model, "micro": micro, "predict_seconds": seconds}
+    boot = paired_bootstrap(gold, predictions["a"], predictions["b"], samples=args.samples, seed=args.seed)
     name = args.name or f"{Path(args.model_a).name}-vs-{Path(args.model_b).name}"
     result = {
         "name": name, "task": args.task, "split": split, **sides, "seed": args.seed,

@@ -42,3 +42,25 @@ def test_a_resumed_run_says_its_wall_time_is_partial(accuracy):
     assert "| 10 min (resumed) | cpu |" in _row(text, resumed)
     assert "| 75.0 |" in _row(text, fresh)
     assert "not run" in _row(text, list(accuracy.EXPERIMENTS)[2])
+
+
+def test_compare_scores_both_models_and_writes_the_bootstrap(tmp_path, monkeypatch):
+    from clinx_hub.documents import Document, Span
+
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    spec = importlib.util.spec_from_file_location("compare_benchmark", ROOT / "benchmarks" / "compare.py")
+    compare = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(compare)
+    gold = [Document(f"d{i}", "Toma AAS", [Span(5, 8, "NORMALIZABLES")]) for i in range(12)]
+    # Model "good" finds every span; model "poor" misses the span in every third note.
+    outputs = {"good": gold, "poor": [d.with_spans([]) if i % 3 == 0 else d for i, d in enumerate(gold)]}
+    monkeypatch.setattr(compare, "load_task", lambda task, data_dir: {"validation": gold})
+    monkeypatch.setattr(compare, "predict", lambda model, documents, device: (outputs[model], 2.0))
+    monkeypatch.setattr(compare, "RESULTS", tmp_path)
+    assert compare.main(["good", "poor", "pharmaconer", "--samples", "300", "--name", "x", "--device", "cpu"]) == 0
+    result = json.loads((tmp_path / "x.json").read_text())
+    assert result["split"] == "validation"  # PharmaCoNER's report split
+    assert result["a"]["micro"]["f1"] == 1.0
+    assert result["b"]["micro"]["f1"] == pytest.approx(2 * 8 / (2 * 8 + 4))
+    assert result["bootstrap"]["samples"] == 300 and result["bootstrap"]["a_better_share"] > 0.9
+    assert "ahead in" in (tmp_path / "x.md").read_text()
