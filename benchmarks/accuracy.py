@@ -153,6 +153,11 @@ def threads_prefix() -> str:
     return f"OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']} " if os.environ.get("OMP_NUM_THREADS") else ""
 
 
+def command_line(script: str, argv: list[str] | None) -> str:
+    """How a benchmark script was run: ``OMP_NUM_THREADS=n python benchmarks/<script> <args>``."""
+    return threads_prefix() + " ".join([f"python benchmarks/{script}", *(sys.argv[1:] if argv is None else argv)])
+
+
 def ensemble_splits(name: str) -> int:
     """How many members an experiment trains (1: a single model)."""
     return EXPERIMENTS[name][1].get("splits", 1)

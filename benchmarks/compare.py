@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 
 # benchmarks/ is on sys.path when this script runs.
-from accuracy import CORPORA, threads_prefix
+from accuracy import CORPORA, command_line
 
 from clinx_hub.corpora import get_task, load_task
 from clinx_hub.ensemble import load_extractor
@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         "name": name, "task": args.task, "split": split, **sides, "seed": args.seed,
         "bootstrap": boot.to_dict(), "hardware": hardware(args.device),
         "date": datetime.date.today().isoformat(),
-        "command": f"{threads_prefix()}python benchmarks/compare.py {' '.join(sys.argv[1:] if argv is None else argv)}",
+        "command": command_line("compare.py", argv),
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")

@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 
 # The accuracy rows' encoder (CLINX_BACKBONE's copy on a device machine); benchmarks/ is on sys.path.
-from accuracy import minilm_folder, threads_prefix
+from accuracy import command_line, minilm_folder
 
 from clinx_hub.corpora import get_task
 from clinx_hub.modeling_clinx import ClinXForTokenClassification
@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
          "median_step_s": round(statistics.median(t), 3), "steps_s": [round(x, 3) for x in t]}
         for name, t in times.items()
     ]
-    command = threads_prefix() + " ".join(["python benchmarks/train_step.py", *(sys.argv[1:] if argv is None else argv)])
+    command = command_line("train_step.py", argv)
     result = {
         "benchmark": "train_step", "date": datetime.date.today().isoformat(), "hardware": hardware(args.device),
         "threads_env": os.environ.get("OMP_NUM_THREADS"), "command": command,

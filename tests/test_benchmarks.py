@@ -9,11 +9,18 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture()
-def accuracy(tmp_path, monkeypatch):
-    spec = importlib.util.spec_from_file_location("accuracy_benchmark", ROOT / "benchmarks" / "accuracy.py")
+def _script(name: str, monkeypatch):
+    """A benchmark script as a module, importable as the scripts import each other (benchmarks/ on sys.path)."""
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    spec = importlib.util.spec_from_file_location(f"{name}_benchmark", ROOT / "benchmarks" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture()
+def accuracy(tmp_path, monkeypatch):
+    module = _script("accuracy", monkeypatch)
     monkeypatch.setattr(module, "RESULTS", tmp_path / "results")
     module.RESULTS.mkdir()
     return module
@@ -47,10 +54,7 @@ def test_a_resumed_run_says_its_wall_time_is_partial(accuracy):
 def test_compare_scores_both_models_and_writes_the_bootstrap(tmp_path, monkeypatch):
     from clinx_hub.documents import Document, Span
 
-    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
-    spec = importlib.util.spec_from_file_location("compare_benchmark", ROOT / "benchmarks" / "compare.py")
-    compare = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(compare)
+    compare = _script("compare", monkeypatch)
     gold = [Document(f"d{i}", "Toma AAS", [Span(5, 8, "NORMALIZABLES")]) for i in range(12)]
     # Model "good" finds every span; model "poor" misses the span in every third note.
     outputs = {"good": gold, "poor": [d.with_spans([]) if i % 3 == 0 else d for i, d in enumerate(gold)]}
@@ -64,3 +68,4 @@ def test_compare_scores_both_models_and_writes_the_bootstrap(tmp_path, monkeypat
     assert result["b"]["micro"]["f1"] == pytest.approx(2 * 8 / (2 * 8 + 4))
     assert result["bootstrap"]["samples"] == 300 and result["bootstrap"]["a_better_share"] > 0.9
     assert "ahead in" in (tmp_path / "x.md").read_text()
+    assert result["command"].endswith("python benchmarks/compare.py good poor pharmaconer --samples 300 --name x --device cpu")
