@@ -20,7 +20,7 @@ from clinx_hub.windows import UnknownLabelError
 def _data_stats(args: argparse.Namespace) -> int:
     from clinx_hub.stats import format_statistics, task_statistics
 
-    stats = task_statistics(args.task, Path(args.data_dir))
+    stats = task_statistics(args.task, Path(args.data_dir), with_text=args.show_text)
     print(json.dumps(stats, ensure_ascii=False, indent=2) if args.json else format_statistics(stats))
     return 0
 
@@ -48,9 +48,17 @@ def add_data_commands(commands: argparse._SubParsersAction) -> None:
             help="the corpus folder as distributed (with its split folders), or a plain folder of files (one split)",
         )
     stats.add_argument("--json", action="store_true", help="print the statistics as JSON")
+    stats.add_argument(
+        "--show-text", action="store_true",
+        help="also print the annotated and actual text of mismatched spans (document text: off by default)",
+    )
     stats.set_defaults(handler=_data_stats)
     convert.add_argument("--out", required=True, help="folder to write (parquet per split + README.md)")
     convert.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+    convert.add_argument(
+        "--license", default=None, metavar="ID",
+        help="the data's licence as a Hub licence id (cc-by-4.0, other, ...) for the card; default: the task's",
+    )
     convert.set_defaults(handler=_data_convert)
     push = actions.add_parser("push", help="push a converted dataset folder to the Hub (clinx_hub/push.py)")
     _push_arguments(push, "DATASET_DIR", "a folder written by `clinx data convert`")

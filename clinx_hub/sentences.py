@@ -32,7 +32,11 @@ NUMBER_ABBREVIATIONS = frozenset({"no"})
 
 # Sentence-final punctuation, optionally closed by quotes or brackets, before whitespace and a
 # character that can open a sentence (capital, digit, opening quote/bracket, Spanish ¿¡, bullet).
-_END = re.compile(r"""[.!?…]+["'»”’)\]]*(?=[ \t\u00a0]+["'«“‘(\[¿¡•*\-–]?[A-ZÁÉÍÓÚÑÜ0-9])""")
+# A match starts only at the first mark of a run ("...."), which the look-behind after the first
+# mark checks: a match starting later in the run would also start at its first mark, and without
+# the check each mark rescans the rest of the run. (A look-behind in front would cost the regex
+# engine its fast scan for the first mark.)
+_END = re.compile(r"""[.!?…](?<![.!?…].)[.!?…]*["'»”’)\]]*(?=[ \t\u00a0]+["'«“‘(\[¿¡•*\-–]?[A-ZÁÉÍÓÚÑÜ0-9])""")
 _TOKEN = re.compile(r"\w+|[^\w\s\ufeff]")
 _SPACE = " \t\r\n\u00a0\ufeff\u2028\u2029\f\v"
 
@@ -80,17 +84,24 @@ def _line_cuts(text: str) -> Iterable[int]:
 
 
 def _punctuation_cuts(text: str) -> Iterable[int]:
+    # Every look-up stays near the match, and the line start is carried forward from the previous
+    # match: searching back to the line start (or slicing to the end of the text) for each match
+    # is quadratic on a note without line breaks.
+    line_start = scanned = 0
     for match in _END.finditer(text):
         word_start = match.start()
         while word_start > 0 and text[word_start - 1] not in _SPACE:
             word_start -= 1
         token = text[word_start : match.start() + 1].lower()
         stem = token.rstrip(".!?…\"'»”’)]").lstrip("(\"'«“¿¡")
-        line_start = text.rfind("\n", 0, match.start()) + 1
+        newline = text.rfind("\n", scanned, match.start())
+        if newline >= 0:
+            line_start = newline + 1
+        scanned = match.start()
         if text[match.start()] == "." and (
             stem in ABBREVIATIONS
             or f"{stem}." in ABBREVIATIONS
-            or (stem in NUMBER_ABBREVIATIONS and text[match.end() :].lstrip(_SPACE)[:1].isdigit())
+            or (stem in NUMBER_ABBREVIATIONS and _next_character(text, match.end()).isdigit())
             or (len(stem) == 1 and stem.isalpha())  # an initial: "J. García"
             or (stem.isdigit() and len(stem) <= 2 and _opens_sentence(text, word_start, line_start))
         ):
@@ -98,10 +109,18 @@ def _punctuation_cuts(text: str) -> Iterable[int]:
         yield match.end()
 
 
+def _next_character(text: str, position: int) -> str:
+    """The first character at or after ``position`` that is not whitespace (``""`` at the end)."""
+    while position < len(text) and text[position] in _SPACE:
+        position += 1
+    return text[position : position + 1]
+
+
 def _opens_sentence(text: str, position: int, line_start: int) -> bool:
     """Whether only whitespace, or a sentence end, precedes ``position`` on its line."""
-    before = text[line_start:position].rstrip(_SPACE)
-    return not before or before[-1] in ".!?:;"
+    while position > line_start and text[position - 1] in _SPACE:
+        position -= 1
+    return position == line_start or text[position - 1] in ".!?:;"
 
 
 def _trim(text: str, start: int, end: int) -> tuple[int, int] | None:

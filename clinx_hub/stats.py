@@ -1,8 +1,8 @@
 """Per-split corpus statistics: documents, spans read, spans a flat tagger can represent, and why not.
 
 What ``clinx data stats`` prints and the dataset card summarises. Statistics name documents,
-files, lines, labels and offsets, never document text, except the span texts of a mismatch
-detail, which only the command line shows.
+files, lines, labels and offsets, never document text: the annotated and actual text of a
+mismatched span are shown only when asked for (``clinx data stats --show-text``).
 """
 
 from __future__ import annotations
@@ -12,24 +12,41 @@ from pathlib import Path
 
 from clinx_hub.corpora import get_task, load_task
 from clinx_hub.documents import Document, Finding
-from clinx_hub.flat_tags import flat_spans
-from clinx_hub.formats.base import TEXT_MISMATCH
+from clinx_hub.flat_tags import DISCONTINUOUS_SPAN, flat_spans
+from clinx_hub.formats.base import (
+    CRLF_NORMALISED,
+    CROSSING_SPAN,
+    DUPLICATE_SPAN,
+    MISALIGNED_SPAN,
+    NESTED_SPAN,
+    OFFSET_SHIFT,
+    REPAIRED_XML,
+    TEXT_MISMATCH,
+)
+
+# Reasons whose detail names only ids, labels, offsets and tags; any other detail (a text mismatch
+# quotes both texts, and a new reason may quote text too) is left out unless text is asked for.
+_DETAILS_WITHOUT_TEXT = frozenset({
+    CRLF_NORMALISED, CROSSING_SPAN, DISCONTINUOUS_SPAN, DUPLICATE_SPAN, MISALIGNED_SPAN, NESTED_SPAN, OFFSET_SHIFT,
+    REPAIRED_XML,
+})
 
 
 def _finding_record(finding: Finding, *, with_text: bool) -> dict[str, object]:
     record: dict[str, object] = {"doc_id": finding.doc_id, "reason": finding.reason, "location": finding.location}
     if finding.span is not None:
         record.update(id=finding.span.id, label=finding.span.label, start=finding.span.start, end=finding.span.end)
-    if with_text:
+    if with_text or finding.reason in _DETAILS_WITHOUT_TEXT:
         record["detail"] = finding.detail
     return record
 
 
-def split_statistics(documents: list[Document], labels: tuple[str, ...] = (), *, with_text: bool = True) -> dict:
+def split_statistics(documents: list[Document], labels: tuple[str, ...] = (), *, with_text: bool = False) -> dict:
     """Counts for one split; ``not_flat`` lists every span a flat tag sequence cannot hold, with a reason.
 
     ``repairs`` lists what the readers repaired (shifted offsets, escaped XML, ...); labels outside
-    ``labels`` are listed under ``unexpected_labels``.
+    ``labels`` are listed under ``unexpected_labels``. A finding's ``detail`` is left out where it
+    would quote document text (a text mismatch), unless ``with_text``.
 
     >>> from clinx_hub.documents import Span
     >>> stats = split_statistics([Document("d", "ab cd", [Span(0, 2, "X", "ab"), Span(1, 2, "X", "b")])])
@@ -48,7 +65,7 @@ def split_statistics(documents: list[Document], labels: tuple[str, ...] = (), *,
             reasons[finding.reason] += 1
             not_flat.append(_finding_record(finding, with_text=with_text))
         # Mismatched spans are already listed under not_flat, with the reader's location.
-        repairs += [_finding_record(f, with_text=True) for f in document.findings if f.reason != TEXT_MISMATCH]
+        repairs += [_finding_record(f, with_text=with_text) for f in document.findings if f.reason != TEXT_MISMATCH]
     return {
         "documents": len(documents),
         "empty_documents": sum(1 for d in documents if not d.spans),
@@ -63,8 +80,8 @@ def split_statistics(documents: list[Document], labels: tuple[str, ...] = (), *,
     }
 
 
-def task_statistics(task_name: str, data_dir: Path) -> dict:
-    """Statistics of every present split of ``task_name`` read from ``data_dir``.
+def task_statistics(task_name: str, data_dir: Path, *, with_text: bool = False) -> dict:
+    """Statistics of every present split of ``task_name`` read from ``data_dir`` (see ``split_statistics``).
 
     >>> task_statistics("pharmaconer", Path("../shared/corpora"))["splits"]["train"]["spans"]  # doctest: +SKIP
     3822
@@ -74,7 +91,9 @@ def task_statistics(task_name: str, data_dir: Path) -> dict:
     return {
         "task": task_name,
         "data_dir": str(data_dir),
-        "splits": {name: split_statistics(documents, task.labels) for name, documents in splits.items()},
+        "splits": {
+            name: split_statistics(documents, task.labels, with_text=with_text) for name, documents in splits.items()
+        },
     }
 
 
@@ -86,10 +105,20 @@ def format_statistics(stats: dict) -> str:
         rows.append(f"{name:<12}{split['documents']:>7}{split['spans']:>8}{split['flat_spans']:>8}  {reasons}")
     for name, split in stats["splits"].items():
         for item in split["not_flat"]:
-            rows.append(f"  {name}: {item['reason']}: {item['location']} {item.get('label', '')} "
+            rows.append(f"  {name}: {item['reason']}: {_where(item)} {item.get('label', '')} "
                         f"{item.get('start', '')}-{item.get('end', '')} {item.get('detail', '')}".rstrip())
         for item in split["repairs"]:
             rows.append(f"  {name}: repaired {item['reason']}: {item['location']} {item.get('detail', '')}".rstrip())
         if split["unexpected_labels"]:
             rows.append(f"  {name}: labels outside the task's label set: {', '.join(split['unexpected_labels'])}")
     return "\n".join(rows)
+
+
+def _where(item: dict) -> str:
+    """A finding's location, then its document and span ids where the location (a file, a line) does not name them."""
+    names = [item["location"]]
+    if item["doc_id"] and item["doc_id"] not in item["location"]:
+        names.append(item["doc_id"])
+    if item.get("id") and item["id"] not in item["location"].split():
+        names.append(item["id"])
+    return " ".join(names)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+
 from clinx_hub.documents import Span
-from clinx_hub.sentences import merge_across_spans, split_sentences, word_tokens
+from clinx_hub.sentences import _END, merge_across_spans, split_sentences, word_tokens
 
 
 def sentences_of(text: str, spans: list[Span] | None = None) -> list[str]:
@@ -74,3 +76,59 @@ def test_word_tokens_split_symbols_and_skip_the_byte_order_mark():
     text = "\ufeffTA 120/80mmHg, Sr_X."
     assert [text[s:e] for s, e in word_tokens(text)] == ["TA", "120", "/", "80mmHg", ",", "Sr_X", "."]
     assert word_tokens(text, 4, 7) == [(4, 7)]
+
+
+class _CountingText(str):
+    """A text that adds up how many characters its slices, searches and whole-text methods go over.
+
+    What the regular expressions scan in C is not counted: their part is checked separately.
+    """
+
+    touched = 0
+
+    def __getitem__(self, key):
+        item = super().__getitem__(key)
+        self.touched += max(len(item), 1)
+        return item
+
+
+def _ranged(method):
+    def counted(self, sub, start=None, end=None):
+        low, high, _ = slice(start, end).indices(len(self))
+        self.touched += max(high - low, 1)
+        return method(self, sub, start, end)
+    return counted
+
+
+def _whole(method):
+    def counted(self, *args, **kwargs):
+        self.touched += len(self)
+        return method(self, *args, **kwargs)
+    return counted
+
+
+for _name in ("find", "rfind", "index", "rindex", "count", "startswith", "endswith"):
+    setattr(_CountingText, _name, _ranged(getattr(str, _name)))
+for _name in ("strip", "lstrip", "rstrip", "lower", "upper", "casefold", "split", "rsplit", "splitlines",
+              "replace", "partition", "rpartition", "translate", "encode", "__iter__", "__contains__"):
+    setattr(_CountingText, _name, _whole(getattr(str, _name)))
+
+# Invented; every rule is exercised: abbreviations, an initial, "No." before a number, enumerators.
+_NOTE = "Paciente de 45 años con fiebre. Dr. Gil pauta tto. con AAS 100 mg. J. Gil. 1. Control en 3 días. " \
+        "No. 5 Alergias: no. Fin! "
+
+
+@pytest.mark.parametrize("separator", [" ", "\n"], ids=["one line", "line breaks"])
+def test_splitting_goes_over_each_character_a_bounded_number_of_times(separator):
+    # Searching back to the line start from every sentence end made a 16 MB one-line note take 76 s.
+    text = _CountingText((_NOTE.replace("! ", "!" + separator) * 1000)[:100_000])
+    sentences = split_sentences(text)
+    assert len(sentences) > 4000
+    assert text.touched <= 4 * len(text)
+
+
+def test_a_sentence_end_match_starts_only_at_the_first_mark_of_a_run():
+    # A match tried from every mark of a run rescans the rest of the run: 20,000 dots took 26 s.
+    text = "Peso" + "." * 50 + " 70 kg. Fin"
+    assert [i for i in range(len(text)) if _END.match(text, i)] == [4, 60]
+    assert sentences_of(text) == ["Peso" + "." * 50, "70 kg.", "Fin"]
