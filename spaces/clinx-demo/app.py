@@ -6,11 +6,11 @@ model named below. All the app's logic lives in clinx_hub.demo.
 
 import os
 
-from clinx_hub.demo import build_demo, launch_settings
+from clinx_hub.demo import build_demo, run_until_stopped
 
 SPACE_MODELS = "clinx-hub/clin-x-es-meddocan"
 
 demo = build_demo(os.environ.get("CLINX_DEMO_MODELS") or SPACE_MODELS)
 
-if __name__ == "__main__":
-    demo.launch(**launch_settings(demo))
+if __name__ == "__main__":  # stops on SIGTERM (a Space restarting) as on Ctrl-C, deleting uploads
+    run_until_stopped(demo)
