@@ -1,6 +1,7 @@
 """Predicted spans -> what people consume: records, JSON lines, Gradio highlights, de-identified text.
 
-BRAT output is ``clinx_hub.formats.brat.write_brat`` on ``Document.with_spans``.
+BRAT output is ``clinx_hub.formats.brat.write_brat`` on ``Document.with_spans``; where it may go
+(never over an input, over earlier predictions only when asked) is ``prepare_output_folder``.
 """
 
 from __future__ import annotations
@@ -8,12 +9,84 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import tempfile
 from collections.abc import Sequence
+from pathlib import Path
 
 from .documents import Span
 
 DEID_TASKS = ("meddocan", "i2b2-2006", "i2b2-2014")
 """The de-identification tasks, whose models' spans are personal data to mask."""
+
+
+PREDICTION_SUFFIXES = (".ann", ".jsonl")
+"""Files of earlier predictions: a folder holding any is not written into unless asked (they would mix)."""
+
+
+class OutputFolderError(ValueError):
+    """A folder that predictions cannot or must not be written to; the message names the folder.
+
+    >>> str(OutputFolderError("is the input folder", "notes"))
+    'notes: is the input folder'
+    """
+
+    def __init__(self, message: str, path: str | Path) -> None:
+        self.path = str(path)
+        self.reason = message
+        super().__init__(f"{path}: {message}")
+
+
+def prepare_output_folder(
+    out: Path, files: Sequence[Path], *, inputs: Sequence[Path] = (), overwrite: bool = False
+) -> None:
+    """Check that ``files`` may be written in ``out``, then create ``out`` and test-write in it.
+
+    Called before any model is loaded, so a wrong or unwritable folder fails in a second, not
+    after hours of inference. Raises ``OutputFolderError``.
+
+    Args:
+        files: every file the caller will write, inside ``out``.
+        inputs: the files and folders that were read. None is ever written over (``overwrite``
+            or not), and ``out`` may be neither an input folder nor inside one.
+        overwrite: write even where ``out`` already holds ``.ann``/``.jsonl`` files or any of ``files``.
+
+    >>> import tempfile; notes = Path(tempfile.mkdtemp()); out = notes.parent / (notes.name + "-pred")
+    >>> prepare_output_folder(out, [out / "n1.ann"], inputs=[notes]); out.is_dir()
+    True
+    """
+    if out.exists() and not out.is_dir():
+        raise OutputFolderError("exists and is not a folder", out)
+    target = out.resolve()
+    folders = [p.resolve() for p in inputs if p.is_dir()]
+    taken = {p.resolve() for p in inputs if not p.is_dir()}
+    for folder in folders:
+        if target == folder:
+            raise OutputFolderError("is the input folder; predictions would replace its files", out)
+        if target.is_relative_to(folder):
+            # Inputs are read recursively: a second run would read these predictions as notes.
+            raise OutputFolderError(f"lies inside the input folder {folder}; choose a folder outside it", out)
+    for path in files:
+        resolved = path.resolve()
+        if resolved in taken or any(resolved.is_relative_to(folder) for folder in folders):
+            raise OutputFolderError(f"writing here would replace the input {resolved}", out)
+        if path.is_dir():
+            raise OutputFolderError(f"holds a folder {path.relative_to(out)} where a file is to be written", out)
+    if not overwrite and out.is_dir():
+        earlier = sorted(p for p in out.rglob("*") if p.suffix in PREDICTION_SUFFIXES and p.is_file())
+        earlier += sorted(p for p in files if p.is_file() and p.suffix not in PREDICTION_SUFFIXES)
+        if earlier:
+            first = earlier[0].relative_to(out)
+            raise OutputFolderError(
+                f"already holds {len(earlier)} earlier output file(s), e.g. {first}; "
+                "choose an empty folder or pass --overwrite to write over them",
+                out,
+            )
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as err:
+        raise OutputFolderError(f"cannot write here ({err.strerror or type(err).__name__})", out) from None
 
 
 def span_records(spans: Sequence[Span]) -> list[dict]:

@@ -152,3 +152,60 @@ def test_writer_output_reads_back_identically(tmp_path):
 def test_writer_renumbers_spans_without_brat_ids():
     doc = Document("n1", "a\nb", [Span(0, 3, "X", id="p-7"), Span(2, 3, "Y", id="p-8")])
     assert format_ann(doc) == "T1\tX 0 3\ta b\nT2\tY 2 3\tb\n"
+
+
+# Arabic-Indic 9 and 4, fullwidth 4, Devanagari 4: "\d", int() and isdigit() take them all.
+@pytest.mark.parametrize("digit", ["\u0669", "\u0664", "\uff14", "\u096a"])
+def test_offsets_take_ascii_digits_only(tmp_path, digit):
+    for ann in (f"T1\tFECHAS 0 {digit}\t2019\n", f"T1\tFECHAS {digit} 4\t2019\n", f"T1\tFECHAS 0 4;5 {digit}\t2019\n"):
+        txt = write_pair(tmp_path, "d", "2019 mayo", ann)
+        with pytest.raises(CorpusFormatError, match=r"^d\.ann:1: malformed 'T' line \(T1\): expected"):
+            read_brat_document(txt, location="d.ann")
+
+
+LINE_BREAKING = ["\t", "\n", "\r\n", "\r", "\u2028", "\u2029", "\x0b", "\x0c", "\x85", "\x1c", "\x1d", "\x1e"]
+
+
+def test_writer_keeps_each_annotation_on_one_line(tmp_path):
+    # Invented text: each span runs over a tab or one of the characters str.splitlines breaks on.
+    text, spans = "", []
+    for number, separator in enumerate(LINE_BREAKING, start=1):
+        start = len(text)
+        text += f"dolor{separator}agudo "
+        spans.append(Span(start, start + 10 + len(separator), "SINTOMA", id=f"T{number}", codes=(f"R{separator}52",)))
+    doc = Document("n1", text, spans)
+    write_brat([doc], tmp_path)
+    written = (tmp_path / "n1.ann").read_text(encoding="utf-8")
+    assert len(written.splitlines()) == len(written.split("\n")) - 1 == 2 * len(spans)  # T line + note each
+    assert all(line.count("\t") == 2 for line in written.splitlines())
+    again = read_brat_document(tmp_path / "n1.txt")
+    assert again.text == text
+    assert [(s.id, s.key) for s in again.spans] == [(s.id, s.key) for s in spans]
+    assert [s.text for s in again.spans] == [f"dolor{' ' * len(sep)}agudo" for sep in LINE_BREAKING]
+    assert [s.codes for s in again.spans] == [(f"R{' ' * len(sep)}52",) for sep in LINE_BREAKING]
+    assert again.findings == []  # a space standing for a line break is no text mismatch
+
+
+def test_writer_replaces_files_whole_or_not_at_all(tmp_path, monkeypatch):
+    import os
+
+    write_pair(tmp_path, "n1", "Fiebre alta.", "T1\tSINTOMA 0 6\tFiebre\n")
+    before = sorted((p.name, p.read_bytes()) for p in tmp_path.iterdir())
+
+    def interrupted(source, target):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "replace", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        write_brat([Document("n1", "Tos seca.", [Span(0, 3, "SINTOMA", "Tos")])], tmp_path)
+    # The old pair is intact and no temporary file is left behind.
+    assert sorted((p.name, p.read_bytes()) for p in tmp_path.iterdir()) == before
+
+
+def test_writer_mirrors_nested_ids_and_keeps_ids_inside_the_folder(tmp_path):
+    written = write_brat([Document("a/b", "Tos."), Document("c", "Fiebre.")], tmp_path / "out")
+    assert [p.relative_to(tmp_path / "out").as_posix() for p in written] == ["a/b.txt", "a/b.ann", "c.txt", "c.ann"]
+    for bad in ("../escape", "/abs/path", ""):
+        with pytest.raises(ValueError, match="is not a relative file name"):
+            write_brat([Document(bad, "Tos.")], tmp_path / "out")
+    assert not (tmp_path / "escape.txt").exists()

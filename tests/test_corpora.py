@@ -178,7 +178,8 @@ def test_no_sentence_boundary_falls_inside_a_gold_span(spanish):
 
 @pytest.mark.corpus
 def test_stats_command_prints_counts_and_every_set_aside_span(corpora_dir, capsys):
-    assert main(["data", "stats", "pharmaconer", "--data-dir", str(corpora_dir / "pharmaconer"), "--json"]) == 0
+    args = ["data", "stats", "pharmaconer", "--data-dir", str(corpora_dir / "pharmaconer"), "--json"]
+    assert main(args) == 0
     stats = json.loads(capsys.readouterr().out)
     train = stats["splits"]["train"]
     assert (train["documents"], train["spans"]) == (500, 3822)
@@ -222,3 +223,65 @@ def test_meddoprof_without_its_heldout_list_says_so(tmp_path):
     (folder / "a.ann").write_text("T1\tPROFESION 3 11\tpanadero\n", encoding="utf-8")
     with pytest.raises(CorpusFormatError, match="MEDDOPROF splits need the held-out list heldout-test.txt"):
         load_task("meddoprof-ner", tmp_path)
+
+
+def _meddocan_layout(root: Path) -> Path:
+    """A tiny meddocan/ folder as distributed (invented notes), one document per split."""
+    for folder in ("train", "dev", "test"):
+        brat = root / "meddocan" / "corpus" / folder / "brat"
+        brat.mkdir(parents=True)
+        (brat / f"{folder}1.txt").write_text("Edad: 70 años.", encoding="utf-8")
+        (brat / f"{folder}1.ann").write_text("T1\tEDAD_SUJETO_ASISTENCIA 6 13\t70 años\n", encoding="utf-8")
+    return root / "meddocan"
+
+
+def test_a_data_dir_off_the_layout_is_refused_with_the_layout_expected(tmp_path, capsys):
+    corpus = _meddocan_layout(tmp_path)
+    assert {split: len(docs) for split, docs in load_task("meddocan", corpus).items()} == {
+        "train": 1, "validation": 1, "test": 1,
+    }
+    expected = "expected the corpus layout (train: corpus/train/brat; validation: corpus/dev/brat; test: corpus/test/brat)"
+    for wrong, found in (
+        (corpus / "corpus", "found only sub-folders: dev, test, train"),  # one level too deep
+        (corpus / "corpus" / "train", "found only sub-folders: brat"),  # a split folder, not its brat/
+    ):
+        with pytest.raises(CorpusFormatError) as caught:
+            load_task("meddocan", wrong)
+        message = str(caught.value)
+        assert message.startswith(f"{wrong}: no meddocan documents here") and expected in message and found in message
+        assert message.endswith(f"did you mean --data-dir {corpus.resolve()}?")
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "only-folders" / "a").mkdir(parents=True)
+    for argv in (["data", "stats", "meddocan"], ["data", "convert", "meddocan", "--out", str(tmp_path / "o")]):
+        for folder, found in (("empty", "found an empty folder"), ("only-folders", "found only sub-folders: a")):
+            assert main([*argv, "--data-dir", str(tmp_path / folder)]) == 2
+            err = capsys.readouterr().err
+            assert err.startswith(f"clinx: error: {tmp_path / folder}: no meddocan documents here") and found in err
+            assert err.count("\n") == 1
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_split_with_no_documents_is_refused(tmp_path):
+    corpus = _meddocan_layout(tmp_path)
+    for path in (corpus / "corpus" / "dev" / "brat").iterdir():
+        path.unlink()
+    with pytest.raises(CorpusFormatError, match=r"split 'validation' of meddocan has no documents \(in corpus/dev/brat\)"):
+        load_task("meddocan", corpus)
+    assert len(load_task("meddocan", corpus, splits=["test"])["test"]) == 1  # the other splits still read
+
+
+def test_a_split_asked_for_but_absent_names_the_splits_present(tmp_path):
+    corpus = _meddocan_layout(tmp_path)
+    with pytest.raises(CorpusFormatError, match=r"no split 'nosuch' of meddocan here \(present: train, validation, test\)"):
+        load_task("meddocan", corpus, splits=["nosuch"])
+    plain = corpus / "corpus" / "test" / "brat"
+    with pytest.raises(CorpusFormatError, match=r"no split 'test' of meddocan here \(present: train\)"):
+        load_task("meddocan", plain, splits=["test"])
+
+
+@pytest.mark.corpus
+def test_the_real_meddocan_one_level_off_is_refused(corpora_dir, capsys):
+    assert main(["data", "stats", "meddocan", "--data-dir", str(corpora_dir / "meddocan" / "corpus")]) == 2
+    err = capsys.readouterr().err
+    assert "found only sub-folders: dev, test, train" in err
+    assert err.rstrip().endswith(f"did you mean --data-dir {(corpora_dir / 'meddocan').resolve()}?")

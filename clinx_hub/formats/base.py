@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import secrets
 from pathlib import Path
 
 from clinx_hub.documents import Finding, Span
@@ -58,13 +60,55 @@ def line_of(text: str, offset: int) -> int:
     return text.count("\n", 0, offset) + 1
 
 
+LINE_BREAKS = "\t\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
+"""A tab and every character ``str.splitlines`` breaks on: none may sit in a field of a line-based file."""
+_ONE_LINE = str.maketrans(LINE_BREAKS, " " * len(LINE_BREAKS))
+
+
+def one_line(field: str) -> str:
+    """``field`` with each tab or line break replaced by one space, so its length (and offsets) stay the same.
+
+    >>> one_line("dolor\\r\\ntoracico\\tagudo")
+    'dolor  toracico agudo'
+    """
+    return field.translate(_ONE_LINE)
+
+
 def span_matches(text: str, span: Span) -> bool:
-    """Whether ``span``'s stored text is what its offsets select (spans without stored text always match)."""
+    """Whether ``span``'s stored text is what its offsets select (spans without stored text always match).
+
+    A line-based file stores a tab or line break of the text as a space, so those compare equal.
+    """
     if not span.text:
         return True
     fragments = span.fragments or ((span.start, span.end),)
     # BRAT joins the fragments of a discontinuous span with a single space.
-    return " ".join(text[s:e] for s, e in fragments) == span.text
+    selected = " ".join(text[s:e] for s, e in fragments)
+    return selected == span.text or one_line(selected) == one_line(span.text)
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write ``text`` (UTF-8, line endings as given) to ``path`` so that it is never seen half written.
+
+    The text goes to a hidden temporary file in the same folder (same file system) first, which
+    ``os.replace`` then renames over ``path`` in one step: an interrupt leaves the old file or the
+    new one, plus at most a stray ``.*.tmp`` that no ``*.ann``/``*.txt`` glob picks up.
+
+    >>> import tempfile; p = Path(tempfile.mkdtemp()) / "a.ann"
+    >>> write_text_atomic(p, "T1\\tX 0 4\\tHola\\n"); p.read_text(encoding="utf-8")
+    'T1\\tX 0 4\\tHola\\n'
+    """
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    try:
+        # Mode "x" creates the file with the usual permissions (umask), as a plain open would;
+        # newline="" keeps "\r" and a byte-order mark exactly, so offsets stay valid. No fsync:
+        # the rename already guarantees whole files against an interrupted process.
+        with temporary.open("x", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
 
 
 def mismatch_finding(doc_id: str, text: str, span: Span, location: str) -> Finding:

@@ -11,20 +11,25 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from clinx_hub.documents import Document, Finding, Span
 from clinx_hub.formats.base import (
     CRLF_NORMALISED,
     CorpusFormatError,
     mismatch_finding,
+    one_line,
     read_text,
     span_matches,
+    write_text_atomic,
 )
 from clinx_hub.sentences import split_sentences
 
 _ID = r"[A-Za-z0-9_.\-]+"
-_T = re.compile(rf"(T{_ID})\t(\S+) (\d+ \d+(?:;\d+ \d+)*)\t(.*)")
+# Offsets are ASCII digits only: "\d" and int() also take other scripts' digits (Arabic-Indic "\u0669" is 9),
+# which no BRAT tool or scorer writes or reads.
+_OFFSETS = r"[0-9]+ [0-9]+(?:;[0-9]+ [0-9]+)*"
+_T = re.compile(rf"(T{_ID})\t(\S+) ({_OFFSETS})\t(.*)")
 _NOTE = re.compile(rf"(#{_ID})\t(\S+) ({_ID})(?:\t(.*))?")
 _ATTRIBUTE = re.compile(rf"([AM]{_ID})\t(\S+) ({_ID})(?: (\S+))?")
 _RELATION = re.compile(rf"(R{_ID})\t(\S+) (\S+):({_ID}) (\S+):({_ID})")
@@ -177,7 +182,7 @@ def _parse_line(line: str, number: int, path: str | Path, out: BratAnnotations) 
     # The line itself is not shown: a malformed line's text (patient data in clinical corpora) may
     # sit in any field, and an error message must not carry it to logs. Its id and the expected
     # shape locate the problem.
-    ident = re.match(r"[TREAMN#]\d+(?=\s)", line)
+    ident = re.match(r"[TREAMN#][0-9]+(?=\s)", line)
     where = f" ({ident.group(0)})" if ident else ""
     raise CorpusFormatError(f"malformed {kind!r} line{where}: expected {_SHAPES[kind]}", path, number)
 
@@ -308,7 +313,7 @@ def format_ann(document: Document) -> str:
     ['T1\\tSINTOMA 0 6\\tFiebre', '#1\\tAnnotatorNotes T1\\tR50.9']
     """
     ids = [s.id for s in document.spans]
-    keep_ids = all(re.fullmatch(r"T\d+", i) for i in ids) and len(set(ids)) == len(ids)
+    keep_ids = all(re.fullmatch(r"T[0-9]+", i) for i in ids) and len(set(ids)) == len(ids)
     lines = []
     note = 0
     for number, span in enumerate(document.spans, start=1):
@@ -316,31 +321,44 @@ def format_ann(document: Document) -> str:
         fragments = span.fragments or ((span.start, span.end),)
         offsets = ";".join(f"{s} {e}" for s, e in fragments)
         surface = span.text or " ".join(document.text[s:e] for s, e in fragments)
-        # The .ann format is line based: a span running over a line break is stored on one line.
-        surface = surface.replace("\r\n", " ").replace("\n", " ").replace("\r", " ")
-        lines.append(f"{span_id}\t{span.label} {offsets}\t{surface}\n")
+        # The .ann format is line based and tab separated: the CANTEMIST and MEDDOPROF scorers
+        # skip a whole file on a tab or line break inside a field (splitlines breaks on more than
+        # "\n"). One space per character keeps the field as long as its offsets say.
+        lines.append(f"{span_id}\t{span.label} {offsets}\t{one_line(surface)}\n")
         for code in span.codes:
             note += 1
-            lines.append(f"#{note}\tAnnotatorNotes {span_id}\t{code}\n")
+            lines.append(f"#{note}\tAnnotatorNotes {span_id}\t{one_line(code)}\n")
     return "".join(lines)
+
+
+def brat_paths(doc_id: str, out_dir: Path) -> tuple[Path, Path]:
+    """The ``.txt`` and ``.ann`` paths of document ``doc_id`` in ``out_dir``; an id ``a/b`` lies in ``a/``.
+
+    >>> [p.as_posix() for p in brat_paths("a/b", Path("out"))]
+    ['out/a/b.txt', 'out/a/b.ann']
+    """
+    relative = PurePosixPath(doc_id)
+    # An id is a name inside out_dir (a relative path for nested inputs), never a way out of it.
+    if not doc_id or relative.is_absolute() or ".." in relative.parts or "\\" in doc_id:
+        raise ValueError(f"document id {doc_id!r} is not a relative file name")
+    return out_dir / f"{doc_id}.txt", out_dir / f"{doc_id}.ann"
 
 
 def write_brat(documents: list[Document], out_dir: Path) -> list[Path]:
     """Write ``<id>.txt`` + ``<id>.ann`` per document, the layout the shared-task scorers read.
 
+    Each file is written whole or not at all (``write_text_atomic``), so an interrupted run
+    leaves no truncated ``.ann`` for a scorer to read as a document without spans.
+
     >>> import tempfile; out = Path(tempfile.mkdtemp())
     >>> [p.name for p in write_brat([Document(id="n1", text="Hola")], out)]
     ['n1.txt', 'n1.ann']
     """
-    out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for document in documents:
-        txt = out_dir / f"{document.id}.txt"
-        ann = out_dir / f"{document.id}.ann"
-        # newline="" keeps "\r" and a byte-order mark exactly, so the offsets stay valid.
-        with txt.open("w", encoding="utf-8", newline="") as handle:
-            handle.write(document.text)
-        with ann.open("w", encoding="utf-8", newline="") as handle:
-            handle.write(format_ann(document))
+        txt, ann = brat_paths(document.id, out_dir)
+        txt.parent.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(txt, document.text)
+        write_text_atomic(ann, format_ann(document))
         written += [txt, ann]
     return written
