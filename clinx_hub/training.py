@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import platform
 import random
@@ -16,6 +17,7 @@ import shutil
 import socket
 import statistics
 import time
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -34,6 +36,7 @@ from transformers.trainer_utils import get_last_checkpoint
 
 from .documents import Document
 from .extraction import extract_documents, pad_windows
+from .formats.base import TEXT_MISMATCH
 from .modeling_clinx import ClinXForTokenClassification
 from .tagging import scheme_labels
 from .windows import SpecialTokens, Window, build_windows, tokenize_document
@@ -48,6 +51,8 @@ RUN_SETTINGS = "run_settings.json"
 TRAIN_SECONDS_FILE = "clinx_train_seconds.json"
 # Ensemble members finished by a run that is not over (or one of several runs side by side).
 MEMBERS_DONE = "members_done"
+
+logger = logging.getLogger(__name__)
 
 
 class TrainingSetupError(ValueError):
@@ -96,6 +101,55 @@ class ClinXTrainingArguments(TrainingArguments):
     )
 
     def __post_init__(self):
+        self.check_settings()
+        super().__post_init__()
+
+    def check_settings(self) -> None:
+        """Refuse settings that cannot train, naming the field (and its ``clinx train`` flag).
+
+        Run on construction, and again by ``train_recipe`` (fields may be set afterwards), so that
+        nothing is loaded for a run that cannot train. ``not x > 0`` also refuses NaN.
+
+        >>> default_arguments("runs/x", num_train_epochs=0)
+        Traceback (most recent call last):
+        ...
+        ValueError: num_train_epochs (--epochs) must be > 0, not 0
+        """
+        if self.max_steps <= 0 and not self.num_train_epochs > 0:
+            raise ValueError(f"num_train_epochs (--epochs) must be > 0, not {self.num_train_epochs}")
+        if not self.learning_rate > 0:
+            raise ValueError(f"learning_rate (--lr) must be > 0, not {self.learning_rate}")
+        if self.head_learning_rate is not None and not self.head_learning_rate > 0:
+            raise ValueError(f"head_learning_rate (--head-lr) must be > 0, not {self.head_learning_rate}")
+        for name, flag in (
+            ("per_device_train_batch_size", " (--batch-size)"),
+            ("per_device_eval_batch_size", " (--batch-size)"),
+            ("gradient_accumulation_steps", ""),
+        ):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}{flag} must be >= 1, not {getattr(self, name)}")
+        if not self.warmup_steps >= 0:
+            raise ValueError(
+                "warmup_steps (--warmup) must be >= 0 (steps, or a fraction of all steps if < 1),"
+                f" not {self.warmup_steps}"
+            )
+        if self.splits < 1:
+            raise ValueError(
+                f"splits (--splits) must be >= 1 (1: one model, N > 1: an N-member ensemble), not {self.splits}"
+            )
+        # Patience 0 would stop after the first evaluation whatever it scores.
+        if self.early_stopping_patience < 1:
+            raise ValueError(
+                "early_stopping_patience (--patience) must be >= 1 (evaluations without F1 gain before stopping),"
+                f" not {self.early_stopping_patience}"
+            )
+        for name, allowed in (
+            ("context_mode", ("window", "sentence")),
+            ("label_scheme", ("bioes", "bio")),
+            ("tagging_level", ("subword", "first_subword")),
+        ):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {', '.join(allowed)}, not {getattr(self, name)!r}")
         if self.attention_dropout is not None and not 0 <= self.attention_dropout < 1:
             raise ValueError(f"attention_dropout must be in [0, 1), not {self.attention_dropout}")
         if self.context_size < 0:
@@ -115,14 +169,13 @@ class ClinXTrainingArguments(TrainingArguments):
             )
         if self.members is not None:
             if self.splits <= 1:
-                raise ValueError("members selects ensemble members: it needs splits > 1")
+                raise ValueError("members (--members) selects ensemble members: it needs splits > 1 (--splits)")
             outside = sorted({m for m in self.members if not 0 <= m < self.splits})
             if not self.members or outside:
                 raise ValueError(
-                    f"members must name members 0 to {self.splits - 1} of the {self.splits}-split ensemble,"
+                    f"members (--members) must name members 0 to {self.splits - 1} of the {self.splits}-split ensemble,"
                     f" not {outside or 'none'}"
                 )
-        super().__post_init__()
 
 
 class WindowDataset(torch.utils.data.Dataset):
@@ -346,7 +399,9 @@ def initial_model(
         window_length=args.window_length,
     )
     if args.init_from:
-        source = AutoModelForTokenClassification.from_pretrained(args.init_from)
+        from .hub import open_model_folder
+
+        source = AutoModelForTokenClassification.from_pretrained(open_model_folder(args.init_from, ensemble=False))
         if not isinstance(source, ClinXForTokenClassification):
             raise TrainingSetupError(f"--init-from {args.init_from} is not a clinx_hub model")
         model = ClinXForTokenClassification.from_backbone(source.encoder, labels, **settings)
@@ -517,6 +572,179 @@ def default_arguments(output_dir: str | Path, **overrides) -> ClinXTrainingArgum
     return ClinXTrainingArguments(**settings)
 
 
+def recipe_settings(record: dict, args: ClinXTrainingArguments, documents, validation) -> dict:
+    """What a run into a folder holding a finished run must share with it (kept in its record).
+
+    The resume settings of the whole training side (``run_settings``), plus what else decides the
+    model: task, backbone, labels, splits, epochs, patience. Documents as counts and id digests.
+    """
+    settings = {
+        **{name: record[name] for name in ("task", "backbone", "labels", "splits", "holdout")},
+        "num_train_epochs": args.num_train_epochs,
+        "early_stopping_patience": args.early_stopping_patience,
+        **run_settings(args, documents, validation or []),
+    }
+    return json.loads(json.dumps(settings, default=str))
+
+
+# A record written before records kept their run_settings: its fields under their settings' names.
+_RECORD_NAMES = {"epochs": "num_train_epochs", "batch_size": "per_device_train_batch_size"}
+# What runs write into their folder: model or ensemble, tokenizer, remote code, card, record and
+# resume state. `overwrite` removes these, and leaves anything else in the folder alone.
+RUN_OUTPUTS = (
+    TRAINING_RECORD, FOLDS_FILE, "ensemble.json", "members", MEMBERS_DONE, "checkpoints", "README.md",
+    "config.json", "generation_config.json", "*.safetensors", "*.safetensors.index.json", "pytorch_model.bin",
+    "modeling_clinx.py", "configuration_clinx.py", "tokenizer*", "special_tokens_map.json", "added_tokens.json",
+    "chat_template.*", "sentencepiece.bpe.model", "spiece.model", "vocab.*", "merges.txt",
+)
+
+
+def claim_run_folder(
+    out: Path,
+    settings: dict,
+    folds: list[list[str]] | None,
+    args: ClinXTrainingArguments,
+    *,
+    overwrite: bool = False,
+) -> None:
+    """Refuse to train into ``out`` over another run's work; with ``overwrite``, remove that work first.
+
+    A finished model or ensemble is trained into again only with the settings it was trained with
+    (the run is then repeated, as before); an unfinished ensemble only by runs of its own splits,
+    so that its finished members are never mixed with, or deleted by, another run.
+    """
+    if overwrite:
+        sources = {Path(p).resolve() for p in (settings["backbone"], settings["init_from"]) if p}
+        if out.resolve() in sources:
+            raise TrainingSetupError(f"{out} is this run's backbone or source model: train into another --out")
+        busy = [
+            f"{lock.name} ({holder})"
+            for lock in sorted((out / MEMBERS_DONE).glob(".*.lock"))
+            if (holder := lock_holder(lock))
+        ]
+        if busy:
+            raise TrainingSetupError(f"another run is training members into {out} ({', '.join(busy)}): not replaced")
+        for pattern in RUN_OUTPUTS:
+            for path in out.glob(pattern):
+                if path.is_dir():
+                    shutil.rmtree(path)
+                else:
+                    path.unlink()
+        return
+    conflict = _run_folder_conflict(out, settings, folds, args)
+    if conflict:
+        raise conflict
+
+
+def _run_folder_conflict(out: Path, settings: dict, folds, args: ClinXTrainingArguments) -> Exception | None:
+    from .ensemble import ENSEMBLE_FILE
+
+    replace_it = "train into another --out, or pass --overwrite to replace it"
+    record_path = out / TRAINING_RECORD
+    if record_path.is_file():
+        try:
+            record = json.loads(record_path.read_text())
+        except ValueError:
+            return TrainingSetupError(f"{record_path} cannot be read: {replace_it}")
+        before = record.get("run_settings") or {_RECORD_NAMES.get(k, k): v for k, v in record.items()}
+        changed = sorted(k for k in settings.keys() & before.keys() if settings[k] != before[k])
+        if changed:
+            kind = "ensemble" if (before.get("splits") or 1) > 1 else "single model"
+            return TrainingSetupError(
+                f"{out} holds a finished {kind} trained with other settings ({', '.join(changed)}):"
+                f" rerun with its settings, {replace_it}"
+            )
+    else:
+        # A finished model of the other kind would outlive this run in the same folder (load_extractor
+        # and AutoModel would open whichever they find first): refuse instead of mixing the two.
+        other = out / ("config.json" if args.splits > 1 else ENSEMBLE_FILE)
+        if other.is_file():
+            kind = "single model" if args.splits > 1 else "ensemble"
+            return FileExistsError(f"{out} already holds a trained {kind} ({other.name}): {replace_it}")
+    if args.members is not None and (out / ENSEMBLE_FILE).is_file():
+        return FileExistsError(f"{out} already holds the assembled ensemble: its members are trained ({replace_it})")
+    if record_path.is_file():
+        return None
+    same = out / ("config.json" if args.splits <= 1 else ENSEMBLE_FILE)
+    if same.is_file() and not (out / ("checkpoints" if args.splits <= 1 else MEMBERS_DONE)).is_dir():
+        # Not one of ours left unfinished (that keeps what resumes it): a model saved here otherwise.
+        return FileExistsError(
+            f"{out} holds a model ({same.name}) without the {TRAINING_RECORD} of a run: {replace_it}"
+        )
+    folds_path = out / FOLDS_FILE
+    if folds_path.is_file():
+        try:
+            earlier = json.loads(folds_path.read_text())
+            n = len(earlier["folds"])
+        except (ValueError, KeyError, TypeError):
+            return TrainingSetupError(f"{folds_path} cannot be read: {replace_it}")
+        if folds is None or len(folds) != n:
+            changed = ["splits"]
+        elif earlier.get("seed") != args.seed:
+            changed = ["seed"]
+        else:
+            changed = ["train_documents"] if earlier["folds"] != folds else []
+        if changed:
+            finished = ", ".join(map(str, ensemble_progress(out, n)["finished"])) or "none"
+            return TrainingSetupError(
+                f"{out} holds an unfinished {n}-split ensemble (members finished: {finished}) with other settings"
+                f" ({', '.join(changed)}): rerun with --splits {n} and its settings to finish it, {replace_it}"
+            )
+    elif args.splits > 1 and (out / "checkpoints" / RUN_SETTINGS).is_file():
+        return TrainingSetupError(
+            f"{out} holds checkpoints of an unfinished single-model run with other settings (splits):"
+            f" rerun it with --splits 1 to finish it, {replace_it}"
+        )
+    return None
+
+
+# Finding reasons as the user reads them; {n} spans, {are}: agreeing in number.
+SPAN_FINDING_LINES = {
+    "nested": "{n} nested {spans} cannot be tagged flat and {are} left out of training",
+    "crossing": "{n} crossing {spans} (overlapping another span) cannot be tagged flat and {are} left out of training",
+    "shares-subword": "{n} {spans} sharing a subword with another span {are} left out of training",
+    "duplicate": "{n} duplicate {spans} (the offsets and label of another span) {are} left out of training",
+    "no-subword": "{n} {spans} covering no labelled subword {are} left out of training",
+    "aligned": "{n} {spans} with an edge inside a subword {are} trained on the whole subwords",
+    "text_mismatch": "{n} {spans} whose annotated text differs from the text at their offsets {are} trained at"
+    " those offsets",
+    "discontinuous": "{n} discontinuous {spans} {are} trained as one span from the first fragment to the last",
+}
+
+
+def span_findings(
+    documents: Sequence[Document], tokenizer, labels: list[str], args: ClinXTrainingArguments
+) -> dict[str, int]:
+    """Training spans that are not trained as annotated, counted by reason (counts only, never text).
+
+    The tagger's findings (``tagging.spans_to_tags``: left out, or edges moved), the reader's
+    text mismatches (trained at their offsets) and discontinuous spans (tagged whole).
+    """
+    label2id = {label: i for i, label in enumerate(labels)}
+    counts: Counter[str] = Counter()
+    for document in documents:
+        tokenized = tokenize_document(
+            document, tokenizer, label2id, scheme=args.label_scheme, first_subword=args.tagging_level == "first_subword"
+        )
+        counts.update(f.reason for f in tokenized.findings)
+        counts.update(f.reason for f in document.findings if f.reason == TEXT_MISMATCH)
+        counts["discontinuous"] += sum(1 for s in document.spans if len(s.fragments) > 1)
+    return {reason: n for reason, n in sorted(counts.items()) if n}
+
+
+def span_finding_lines(counts: dict[str, int]) -> list[str]:
+    """One line per reason of ``span_findings``.
+
+    >>> span_finding_lines({"nested": 3})
+    ['3 nested spans cannot be tagged flat and are left out of training']
+    """
+    lines = []
+    for reason, n in sorted(counts.items()):
+        line = SPAN_FINDING_LINES.get(reason, "{n} {spans} (" + reason + ") {are} left out of training")
+        lines.append(line.format(n=n, spans="span" if n == 1 else "spans", are="is" if n == 1 else "are"))
+    return lines
+
+
 def train_recipe(
     backbone: str,
     training_side: Sequence[Document],
@@ -526,6 +754,7 @@ def train_recipe(
     entity_types: Sequence[str],
     validation: Sequence[Document] | None = None,
     task: str | None = None,
+    overwrite: bool = False,
 ) -> Path:
     """Train one model (``args.splits == 1``) or a random-split ensemble into ``out``.
 
@@ -536,27 +765,23 @@ def train_recipe(
     fold i; the members are saved under ``out/members`` with ``ensemble.json`` and the fold
     lists in ``folds.json``. With ``args.members`` only those members are trained (see
     ``train_members``), and the ensemble is left to a later run without ``members``.
-    """
-    from .ensemble import ENSEMBLE_FILE, ClinXEnsemble, Extractor
 
+    A folder that holds a finished run (or an unfinished one) is only trained into again with the
+    same settings: other settings are refused, naming them, before anything loads, unless
+    ``overwrite`` (``clinx train --overwrite``) replaces what the earlier run wrote.
+    """
+    from .ensemble import ClinXEnsemble, Extractor
+
+    args.check_settings()
     out = Path(out)
-    # A finished model of the other kind would outlive this run in the same folder (load_extractor
-    # and AutoModel would open whichever they find first): refuse instead of mixing the two.
-    other = out / ("config.json" if args.splits > 1 else ENSEMBLE_FILE)
-    if other.is_file():
-        kind = "single model" if args.splits > 1 else "ensemble"
-        raise FileExistsError(f"{out} already holds a trained {kind} ({other.name}): train into another folder")
-    if args.members is not None and (out / ENSEMBLE_FILE).is_file():
-        raise FileExistsError(f"{out} already holds the assembled ensemble: its members are trained")
-    out.mkdir(parents=True, exist_ok=True)
     labels = scheme_labels(list(entity_types), args.label_scheme)
-    tokenizer = AutoTokenizer.from_pretrained(args.init_from or backbone)
     documents = list(training_side)
     if not args.holdout and validation:
         # Nothing is held out: validation is training data like the rest (and first-n counts it).
         documents, validation = documents + list(validation), None
     if args.first_n:
         documents = first_n_sentences(documents, args.first_n)
+    folds = random_folds([d.id for d in documents], args.splits, args.seed) if args.splits > 1 else None
     record = {
         "task": task,
         "backbone": backbone,
@@ -580,6 +805,8 @@ def train_recipe(
         "hardware": hardware(args.device.type),  # where the Trainer ran, not merely what is visible
         "members": [],
     }
+    # Each member of an ensemble trains on all but its fold: the whole training side is trained on.
+    trained_on = documents
     if args.splits <= 1:
         member_args = replace(args, output_dir=str(out / "checkpoints"))
         if not args.holdout:
@@ -592,12 +819,21 @@ def train_recipe(
             held_out = set(random_folds([d.id for d in documents], 5, args.seed)[0])
             train_docs = [d for d in documents if d.id not in held_out]
             eval_docs = [d for d in documents if d.id in held_out]
+        trained_on = train_docs
+    record["run_settings"] = recipe_settings(record, args, documents, validation)
+    claim_run_folder(out, record["run_settings"], folds, args, overwrite=overwrite)
+    out.mkdir(parents=True, exist_ok=True)
+    tokenizer = AutoTokenizer.from_pretrained(args.init_from or backbone)
+    # Said at the start, where the user sees it (counts and reasons only, never text).
+    record["train_span_findings"] = span_findings(trained_on, tokenizer, labels, args)
+    for line in span_finding_lines(record["train_span_findings"]):
+        logger.warning("%s (see %s)", line, TRAINING_RECORD)
+    if args.splits <= 1:
         model, member_record = train_one(backbone, tokenizer, labels, train_docs, eval_docs, member_args)
         Extractor(model, tokenizer).save_pretrained(out)
         record["members"].append(member_record)
         record["train_seconds"] = member_record["train_seconds"]  # interrupted runs' time included
     else:
-        folds = random_folds([d.id for d in documents], args.splits, args.seed)
         (out / FOLDS_FILE).write_text(json.dumps({"seed": args.seed, "folds": folds}, indent=2) + "\n")
         finished = train_members(backbone, tokenizer, labels, documents, folds, out, args)
         if args.members is not None:
@@ -612,10 +848,12 @@ def train_recipe(
         record["hardware"] = "; ".join(sorted({m.get("hardware") or record["hardware"] for m in record["members"]}))
         record["train_seconds"] = round(sum(m["train_seconds"] for m in record["members"]), 1)
     # The record is written last of what ships: with it, the run is done (score_task_model may
-    # finish it). Only then go the checkpoints and finished members, which served to resume it.
+    # finish it). Only then go the checkpoints and finished members, which served to resume it
+    # (members only by the ensemble they were trained for).
     (out / TRAINING_RECORD).write_text(json.dumps(record, indent=2, default=str) + "\n")
     shutil.rmtree(out / "checkpoints", ignore_errors=True)
-    shutil.rmtree(out / MEMBERS_DONE, ignore_errors=True)
+    if args.splits > 1:
+        shutil.rmtree(out / MEMBERS_DONE, ignore_errors=True)
     return out
 
 
@@ -759,6 +997,8 @@ def train_task(
     backbone: str,
     out: str | Path,
     args: ClinXTrainingArguments,
+    *,
+    overwrite: bool = False,
 ) -> dict:
     """Train on a task's training side as PROTOCOL.md says and score the report split.
 
@@ -766,11 +1006,13 @@ def train_task(
     with n splits, or one split and ``args.holdout`` False, all training-side documents are
     pooled (into the random folds, or into one training set). The report
     split's strict scores go into ``training_record.json`` (statistics only, never text).
+    An ``out`` that holds another run is refused unless ``overwrite`` (see ``train_recipe``).
 
     >>> train_task("pharmaconer", "../shared/corpora", "runs/minilm", "runs/ph", args)  # doctest: +SKIP
     """
     from .corpora import get_task, load_task
 
+    args.check_settings()  # before the corpus is read
     task = get_task(task_name)
     splits = load_task(task_name, Path(data_dir))
     training = [s for s in task.train_splits if s in splits and s != task.report_split]
@@ -785,7 +1027,8 @@ def train_task(
         training = [s for s in training if s != "validation"]
     documents = [d for s in training for d in splits[s]]
     out = train_recipe(
-        backbone, documents, out, args, entity_types=entity_types, validation=validation, task=task_name
+        backbone, documents, out, args, entity_types=entity_types, validation=validation, task=task_name,
+        overwrite=overwrite,
     )
     if args.members is not None:
         # Some members only: nothing to score until a run without members assembles the ensemble.

@@ -436,3 +436,153 @@ def test_head_learning_rate_gives_classifier_and_crf_their_own_scheduled_rate(
     plain = ClinXTrainer(initial_model(str(tiny_backbone_dir), labels, plain_args), plain_args, tokenizer, notes[:8], notes[8:10])
     plain.create_optimizer()
     assert {g["lr"] for g in plain.optimizer.param_groups} == {5e-3}
+
+
+def test_gradient_accumulation_gives_the_loss_and_update_of_one_large_batch(
+    tiny_backbone_dir: Path, notes, tmp_path: Path
+) -> None:
+    # Four copies of one note: windows with equal labelled positions, so that the mean of the
+    # micro-batches' losses is the large batch's loss. Plain SGD without clipping: the update
+    # is the gradient itself (Adam's first step and clipping would hide its scale).
+    copies = [replace(notes[0], id=f"copy{i}") for i in range(4)]
+    tokenizer = __import__("transformers").AutoTokenizer.from_pretrained(tiny_backbone_dir)
+    labels = scheme_labels(TYPES)
+
+    def one_step(batch: int, accumulation: int):
+        args = tiny_args(
+            tmp_path / f"{batch}x{accumulation}", max_steps=1, per_device_train_batch_size=batch,
+            gradient_accumulation_steps=accumulation, optim="sgd", max_grad_norm=0.0, eval_strategy="no",
+            save_strategy="no", load_best_model_at_end=False, logging_strategy="steps", logging_steps=1,
+        )
+        torch.manual_seed(0)
+        model = initial_model(str(tiny_backbone_dir), labels, args)
+        trainer = ClinXTrainer(model, args, tokenizer, copies)
+        assert len(trainer.train_dataset) == 4
+        assert trainer.model_accepts_loss_kwargs is False  # the Trainer divides by the accumulation steps
+        trainer.train()
+        (logged,) = [e for e in trainer.state.log_history if "loss" in e]
+        return logged, {n: p.detach().clone() for n, p in model.named_parameters()}
+
+    whole, weights = one_step(4, 1)
+    for batch, accumulation in ((2, 2), (1, 4)):
+        logged, accumulated = one_step(batch, accumulation)
+        assert logged["loss"] == pytest.approx(whole["loss"], rel=1e-4), (batch, accumulation)
+        assert logged["grad_norm"] == pytest.approx(whole["grad_norm"], rel=1e-4), (batch, accumulation)
+        for name, value in weights.items():
+            torch.testing.assert_close(accumulated[name], value, rtol=1e-5, atol=1e-7, msg=name)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"num_train_epochs": 0}, "num_train_epochs (--epochs) must be > 0, not 0"),
+        ({"num_train_epochs": -1.0}, "num_train_epochs (--epochs) must be > 0, not -1.0"),
+        ({"learning_rate": 0.0}, "learning_rate (--lr) must be > 0, not 0.0"),
+        ({"head_learning_rate": -1e-3}, "head_learning_rate (--head-lr) must be > 0, not -0.001"),
+        ({"per_device_train_batch_size": 0}, "per_device_train_batch_size (--batch-size) must be >= 1, not 0"),
+        ({"per_device_eval_batch_size": -2}, "per_device_eval_batch_size (--batch-size) must be >= 1, not -2"),
+        ({"gradient_accumulation_steps": 0}, "gradient_accumulation_steps must be >= 1, not 0"),
+        ({"warmup_steps": -1}, "warmup_steps (--warmup) must be >= 0"),
+        ({"splits": 0}, "splits (--splits) must be >= 1"),
+        ({"early_stopping_patience": -1}, "early_stopping_patience (--patience) must be >= 1"),
+        ({"early_stopping_patience": 0}, "early_stopping_patience (--patience) must be >= 1"),
+        ({"context_mode": "sentences"}, "context_mode must be one of window, sentence, not 'sentences'"),
+        ({"splits": 1, "members": [0]}, "members (--members) selects ensemble members: it needs splits > 1"),
+        ({"splits": 2, "members": [-1, 2]}, "members 0 to 1 of the 2-split ensemble, not [-1, 2]"),
+    ],
+)
+def test_settings_that_cannot_train_are_refused_by_the_arguments(tmp_path: Path, overrides: dict, message: str) -> None:
+    with pytest.raises(ValueError) as refused:
+        tiny_args(tmp_path, **overrides)
+    assert message in str(refused.value)
+    assert tiny_args(tmp_path, max_steps=3, num_train_epochs=0).max_steps == 3  # a step count instead of epochs
+
+
+def test_settings_set_after_construction_are_refused_before_anything_loads(notes, tmp_path: Path) -> None:
+    args = tiny_args(tmp_path / "m" / "checkpoints")
+    args.num_train_epochs = 0
+    # No backbone there: the run must stop at the settings, before looking for it.
+    with pytest.raises(ValueError, match=r"num_train_epochs \(--epochs\) must be > 0"):
+        train_recipe(str(tmp_path / "no-backbone"), notes[:8], tmp_path / "m", args, entity_types=TYPES)
+    assert not (tmp_path / "m").exists()
+
+
+def test_a_finished_model_is_replaced_only_by_its_own_settings_or_overwrite(
+    tiny_backbone_dir: Path, notes, tmp_path: Path
+) -> None:
+    out = tmp_path / "one"
+
+    def recipe(documents=notes[:8], overwrite: bool = False, **overrides):
+        arguments = tiny_args(out / "checkpoints", **{"num_train_epochs": 1, "logging_strategy": "no", **overrides})
+        return train_recipe(
+            str(tiny_backbone_dir), documents, out, arguments, entity_types=TYPES, task="toy", overwrite=overwrite
+        )
+
+    recipe()
+    weights = (out / "model.safetensors").read_bytes()
+    with pytest.raises(TrainingSetupError) as refused:
+        recipe(num_train_epochs=2, learning_rate=1e-3)
+    message = str(refused.value)
+    assert f"{out} holds a finished single model trained with other settings" in message
+    assert "(learning_rate, num_train_epochs)" in message
+    assert "--overwrite" in message
+    # Other documents are other settings too (as counts and digests, no text).
+    with pytest.raises(TrainingSetupError, match=r"other settings \(train_documents\)"):
+        recipe(notes[:9])
+    assert (out / "model.safetensors").read_bytes() == weights
+    record = json.loads((out / "training_record.json").read_text())
+    assert record["run_settings"]["train_documents"]["count"] == 8 and "Paciente" not in json.dumps(record)
+    # The same settings run again, as before (one model, the same one: training is deterministic).
+    recipe()
+    assert (out / "model.safetensors").read_bytes() == weights
+    # A record of an earlier version (no run_settings) is compared by its own fields.
+    record.pop("run_settings")
+    (out / "training_record.json").write_text(json.dumps(record))
+    with pytest.raises(TrainingSetupError, match=r"other settings \(learning_rate\)"):
+        recipe(learning_rate=1e-3)
+    # An explicit overwrite replaces it, and only what a run writes.
+    (out / "README.md").write_text("the old model's card")
+    (out / "notes.txt").write_text("the user's own file")
+    recipe(learning_rate=1e-3, overwrite=True)
+    assert json.loads((out / "training_record.json").read_text())["learning_rate"] == 1e-3
+    assert not (out / "README.md").exists() and (out / "notes.txt").read_text() == "the user's own file"
+    assert (out / "model.safetensors").read_bytes() != weights
+
+
+def test_an_unfinished_ensemble_is_finished_only_by_its_own_splits(
+    tiny_backbone_dir: Path, notes, tmp_path: Path
+) -> None:
+    out = tmp_path / "ens"
+
+    def recipe(overwrite: bool = False, **overrides):
+        settings = dict(splits=2, num_train_epochs=1, logging_strategy="no")
+        arguments = tiny_args(out / "checkpoints", **{**settings, **overrides})
+        return train_recipe(str(tiny_backbone_dir), notes[:8], out, arguments, entity_types=TYPES, overwrite=overwrite)
+
+    recipe(members=[0])
+    folds = (out / "folds.json").read_text()
+    member = (out / "members_done" / "0" / "model.safetensors").read_bytes()
+    # A single model would have deleted the finished member at its end; a 3-split run would mix folds.
+    with pytest.raises(TrainingSetupError, match=rf"{out} holds an unfinished 2-split ensemble \(members finished: 0\)"
+                       r" with other settings \(splits\): rerun with --splits 2"):
+        recipe(splits=1)
+    for other in ({"splits": 3}, {"splits": 3, "members": [2]}):
+        with pytest.raises(TrainingSetupError, match=r"other settings \(splits\)"):
+            recipe(**other)
+    with pytest.raises(TrainingSetupError, match=r"other settings \(seed\)"):
+        recipe(seed=1)
+    assert (out / "folds.json").read_text() == folds
+    assert (out / "members_done" / "0" / "model.safetensors").read_bytes() == member
+    # Its own settings finish it, reusing the finished member.
+    recipe()
+    record = json.loads((out / "training_record.json").read_text())
+    assert [m["fold"] for m in record["members"]] == [0, 1] and not (out / "members_done").exists()
+    assert (out / "members" / "0" / "model.safetensors").read_bytes() == member
+    with pytest.raises(TrainingSetupError, match=r"finished ensemble trained with other settings \(num_train_epochs\)"):
+        recipe(num_train_epochs=2)
+    with pytest.raises(TrainingSetupError, match=r"finished ensemble trained with other settings \(.*splits.*\)"):
+        recipe(splits=1)
+    # Replaced on request: no ensemble file or member is left beside the single model.
+    recipe(splits=1, overwrite=True)
+    assert type(load_extractor(out)) is Extractor
+    assert not (out / "ensemble.json").exists() and not (out / "members").exists() and not (out / "folds.json").exists()
