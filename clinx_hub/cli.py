@@ -28,7 +28,7 @@ def _data_stats(args: argparse.Namespace) -> int:
 def _data_convert(args: argparse.Namespace) -> int:
     from clinx_hub.hub_datasets import convert
 
-    out = convert(args.task, Path(args.data_dir), Path(args.out), overwrite=args.overwrite)
+    out = convert(args.task, Path(args.data_dir), Path(args.out), overwrite=args.overwrite, license=args.license)
     print(f"wrote {out}")
     return 0
 
@@ -147,11 +147,15 @@ def add_similarity_command(commands: argparse._SubParsersAction) -> None:
 
 def _train(args: argparse.Namespace) -> int:
     from clinx_hub.hub import available_model
-    from clinx_hub.training import TrainingSetupError, default_arguments, train_task
+    from clinx_hub.training import (
+        TRAINING_RECORD,
+        TrainingSetupError,
+        default_arguments,
+        span_finding_lines,
+        train_task,
+    )
 
-    backbone = available_model(args.model)
-    if args.init_from:
-        args.init_from = available_model(args.init_from)
+    # Settings are checked first: nothing is looked up or loaded for a run that cannot train.
     try:
         arguments = default_arguments(
             Path(args.out) / "checkpoints",
@@ -176,11 +180,16 @@ def _train(args: argparse.Namespace) -> int:
             holdout=not args.no_holdout,
             attention_dropout=args.attention_dropout,
         )
-    except ValueError as err:  # settings that cannot go together, e.g. --no-holdout with --splits > 1
+    except ValueError as err:  # settings that cannot train or go together: --epochs 0, --no-holdout --splits 2
         print(f"clinx: error: {err}", file=sys.stderr)
         return 2
+    backbone = available_model(args.model)
+    if args.init_from:
+        arguments.init_from = available_model(args.init_from)
     try:
-        record = train_task(args.task, Path(args.data_dir), backbone, Path(args.out), arguments)
+        record = train_task(
+            args.task, Path(args.data_dir), backbone, Path(args.out), arguments, overwrite=args.overwrite
+        )
     except TrainingSetupError as err:  # e.g. too few documents for the folds, a resume with other settings
         print(f"clinx: error: {err}", file=sys.stderr)
         return 2
@@ -200,21 +209,35 @@ def _train(args: argparse.Namespace) -> int:
             f"{args.task} {evaluation['split']}: P {micro['precision']:.4f}  R {micro['recall']:.4f}"
             f"  F1 {micro['f1']:.4f}  ({evaluation['documents']} documents)"
         )
+    for line in span_finding_lines(record.get("train_span_findings", {})):
+        print(f"{line} (see {TRAINING_RECORD})")
     print(f"model saved to {args.out}")
     return 0
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from clinx_hub.corpora import load_task
+    from clinx_hub.corpora import get_task, load_task, locate_splits
     from clinx_hub.ensemble import load_extractor
-    from clinx_hub.formats.brat import write_brat
+    from clinx_hub.formats.brat import brat_paths, write_brat
     from clinx_hub.hub import available_model
+    from clinx_hub.outputs import OutputFolderError, prepare_output_folder
 
-    extractor = load_extractor(available_model(args.model))
-    splits = load_task(args.task, Path(args.data_dir), splits=[args.split])
-    if args.split not in splits:
-        raise CorpusFormatError(f"no {args.split!r} split (found: {', '.join(splits) or 'none'})", Path(args.data_dir))
-    documents = splits[args.split]
+    model = available_model(args.model)
+    data_dir = Path(args.data_dir)
+    # load_task refuses a split that is not there, naming those that are.
+    documents = load_task(args.task, data_dir, splits=[args.split])[args.split]
+    if args.pred_out:
+        # Every split's files count as inputs: predictions must not land in (or over) any gold folder.
+        root, layout = locate_splits(get_task(args.task), data_dir)
+        inputs = [path for paths in layout.values() for path in paths] or [root]
+        out = Path(args.pred_out)
+        files = [path for d in documents for path in brat_paths(d.id, out)]
+        try:
+            prepare_output_folder(out, files, inputs=inputs, overwrite=args.overwrite)
+        except OutputFolderError as err:
+            print(f"clinx: error: {err}", file=sys.stderr)
+            return 2
+    extractor = load_extractor(model)
     predictions = extractor.predict(documents, batch_size=args.batch_size)
     from clinx_hub.evaluation import score_documents
 
@@ -226,33 +249,52 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _read_inputs(path: Path) -> list:
+    """The notes at ``path``: the file itself, or every ``*.txt`` under the folder, sub-folders included.
+
+    A note's id is its path below the folder without ``.txt`` (``a/b``), a plain stem at the top.
+    """
     from clinx_hub.documents import Document
     from clinx_hub.formats.base import read_text
 
     if not path.exists():
         raise CorpusFormatError("no such file or folder", path)
-    files = sorted(path.glob("*.txt")) if path.is_dir() else [path]
+    files = sorted(path.rglob("*.txt")) if path.is_dir() else [path]
+    for file in files:
+        if not file.is_file():
+            raise CorpusFormatError("matches *.txt but is not a file (a folder?); rename it or move it out", file)
     if not files:
-        raise CorpusFormatError("no .txt files to read", path)
-    return [Document(f.stem, read_text(f)) for f in files]
+        raise CorpusFormatError("no .txt files to read (sub-folders included)", path)
+    ids = [f.relative_to(path).with_suffix("").as_posix() if path.is_dir() else f.stem for f in files]
+    return [Document(i, read_text(f), metadata={"source": str(f)}) for i, f in zip(ids, files)]
 
 
 def _predict(args: argparse.Namespace) -> int:
     from clinx_hub.ensemble import load_extractor
-    from clinx_hub.formats.brat import write_brat
+    from clinx_hub.formats.base import write_text_atomic
+    from clinx_hub.formats.brat import brat_paths, write_brat
     from clinx_hub.hub import available_model
-    from clinx_hub.outputs import jsonl_lines
+    from clinx_hub.outputs import OutputFolderError, jsonl_lines, prepare_output_folder
 
-    extractor = load_extractor(available_model(args.model))
-    documents = _read_inputs(Path(args.input))
-    predictions = extractor.predict(documents, batch_size=args.batch_size)
+    model = available_model(args.model)
+    source = Path(args.input)
+    documents = _read_inputs(source)
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    jsonl = out / "predictions.jsonl"
+    files = [path for d in documents for path in brat_paths(d.id, out)] if args.format == "brat" else [jsonl]
+    inputs = [source, *(Path(d.metadata["source"]) for d in documents)]
+    # Before the model loads: a wrong --out must fail now, not after every note is done.
+    try:
+        prepare_output_folder(out, files, inputs=inputs, overwrite=args.overwrite)
+    except OutputFolderError as err:
+        print(f"clinx: error: {err}", file=sys.stderr)
+        return 2
+    extractor = load_extractor(model)
+    predictions = extractor.predict(documents, batch_size=args.batch_size)
     if args.format == "brat":
         write_brat([d.with_spans(p) for d, p in zip(documents, predictions)], out)
     else:
         lines = jsonl_lines([d.id for d in documents], predictions)
-        (out / "predictions.jsonl").write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+        write_text_atomic(jsonl, "".join(line + "\n" for line in lines))
     print(f"{sum(map(len, predictions))} spans in {len(documents)} documents written to {out}")
     return 0
 
@@ -300,6 +342,11 @@ def add_model_commands(commands: argparse._SubParsersAction) -> None:
         "no early stopping (the paper's 'All' row); not with --splits > 1",
     )
     train.add_argument("--seed", type=int, default=42)
+    train.add_argument(
+        "--overwrite", action="store_true",
+        help="replace what an earlier run left in --out (a finished model or ensemble, or an unfinished one);"
+        " without it, a folder holding a run with other settings is refused",
+    )
     train.set_defaults(handler=_train)
 
     evaluate = commands.add_parser("evaluate", help="strict micro P/R/F1 of a model on a task split")
@@ -309,13 +356,22 @@ def add_model_commands(commands: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--split", default="test")
     evaluate.add_argument("--json", action="store_true")
     evaluate.add_argument("--pred-out", default=None, help="also write the predictions as a BRAT folder")
+    evaluate.add_argument(
+        "--overwrite", action="store_true", help="write into a --pred-out that already holds .ann/.jsonl files"
+    )
     evaluate.add_argument("--batch-size", type=int, default=16)
     evaluate.set_defaults(handler=_evaluate)
 
     predict = commands.add_parser("predict", help="extract spans from a text file or a folder of .txt files")
     predict.add_argument("model", help="a model or ensemble folder, or a Hub id")
-    predict.add_argument("input", help="a .txt file or a folder of .txt files")
-    predict.add_argument("--out", required=True)
+    predict.add_argument("input", help="a .txt file or a folder of .txt files (sub-folders included)")
+    predict.add_argument(
+        "--out", required=True, help="folder for the predictions (not the input folder; sub-folders are mirrored)"
+    )
+    predict.add_argument(
+        "--overwrite", action="store_true",
+        help="write into an --out that already holds .ann/.jsonl files (other files there stay; inputs never change)",
+    )
     predict.add_argument("--format", choices=["brat", "jsonl"], default="brat")
     predict.add_argument("--batch-size", type=int, default=16)
     predict.set_defaults(handler=_predict)
@@ -347,9 +403,14 @@ def add_quickstart_command(commands: argparse._SubParsersAction) -> None:
 def _push(args: argparse.Namespace) -> int:
     from clinx_hub.push import PushError, push_dataset, push_model
 
-    push = push_model if args.command == "push" else push_dataset
+    options = dict(private=args.private, token=args.token, commit_message=args.message)
     try:
-        url = push(args.folder, args.repo_id, private=args.private, token=args.token, commit_message=args.message)
+        if args.command == "push":
+            # Only the fields the user set: the others come from the folder (the task's licence...).
+            card = {"license": args.license, "language": args.language, "datasets": args.dataset}
+            url = push_model(args.folder, args.repo_id, **options, **{k: v for k, v in card.items() if v})
+        else:
+            url = push_dataset(args.folder, args.repo_id, **options)
     except PushError as err:
         print(f"clinx: error: {err}", file=sys.stderr)
         return 2
@@ -369,6 +430,14 @@ def add_push_command(commands: argparse._SubParsersAction) -> None:
     """``clinx push``: a model, ensemble or transfer-source folder, with its model card, to the Hub."""
     push = commands.add_parser("push", help="push a model or ensemble folder (with its card) to the Hub")
     _push_arguments(push, "MODEL_DIR", "a model or ensemble folder written by `clinx train`")
+    card = push.add_argument_group("model card", "fields of the card rendered for the push (a folder without README.md)")
+    card.add_argument("--license", default=None, metavar="ID", help="a Hub licence id (default: the task's licence)")
+    card.add_argument(
+        "--language", action="append", default=None, metavar="CODE", help="language code, repeatable (default: the task's)"
+    )
+    card.add_argument(
+        "--dataset", action="append", default=None, metavar="REPO_ID", help="Hub dataset id of the training data, repeatable"
+    )
     push.set_defaults(handler=_push)
 
 

@@ -14,9 +14,7 @@ from pathlib import Path
 
 from .documents import Document, Span
 from .extraction import extract_documents
-
-ENSEMBLE_FILE = "ensemble.json"
-MEMBERS_DIR = "members"
+from .hub import ENSEMBLE_FILE, MEMBERS_DIR, ModelFolderError, ensemble_members, open_model_folder
 
 
 class Extractor:
@@ -36,10 +34,12 @@ class Extractor:
 
     @classmethod
     def from_pretrained(cls, path: str | Path, **kwargs) -> Extractor:
+        """Open one model folder (or Hub id); a folder that is not a clinx_hub model raises ModelFolderError."""
         from transformers import AutoModelForTokenClassification, AutoTokenizer
 
-        model = AutoModelForTokenClassification.from_pretrained(path, **kwargs)
-        return cls(model, AutoTokenizer.from_pretrained(path))
+        folder = open_model_folder(path, ensemble=False)
+        model = AutoModelForTokenClassification.from_pretrained(folder, **{**kwargs, "use_safetensors": True})
+        return cls(model, AutoTokenizer.from_pretrained(folder))
 
     def save_pretrained(self, path: str | Path) -> None:
         self.model.save_pretrained(path)
@@ -120,10 +120,13 @@ class ClinXEnsemble(Extractor):
 
     @classmethod
     def from_pretrained(cls, path: str | Path, **kwargs) -> ClinXEnsemble:
-        path = Path(path)
-        spec = json.loads((path / ENSEMBLE_FILE).read_text())
-        members = [Extractor.from_pretrained(path / MEMBERS_DIR / name, **kwargs) for name in spec["members"]]
-        return cls(members, min_votes=spec.get("min_votes"), names=spec["members"])
+        path = open_model_folder(path)
+        if not (path / ENSEMBLE_FILE).is_file():
+            raise ModelFolderError(f"{path} is not an ensemble folder: no {ENSEMBLE_FILE}")
+        members = ensemble_members(path)  # checked: every member inside the folder
+        spec = json.loads((path / ENSEMBLE_FILE).read_text(encoding="utf-8"))
+        extractors = [Extractor.from_pretrained(folder, **kwargs) for folder in members.values()]
+        return cls(extractors, min_votes=spec.get("min_votes"), names=list(members))
 
     def save_pretrained(self, path: str | Path) -> None:
         path = Path(path)
@@ -163,30 +166,15 @@ def load_extractor(path: str | Path, **kwargs) -> Extractor:
     """Open a model folder or an ensemble folder (it has ``ensemble.json``), local or on the Hub.
 
     A name that is not a local folder is a Hub id (or a CLIN-X short name, ``hub.resolve_model_name``):
-    the whole repo is downloaded, ensemble members included, and opened like a local folder.
+    the whole repo is downloaded, ensemble members included, and opened like a local folder. A
+    folder is checked before anything in it is opened (``hub.check_model_folder``): safetensors
+    weights only, a clinx_hub config, a tokenizer, ensemble members inside the folder; what fails
+    raises :class:`clinx_hub.hub.ModelFolderError` with one line on what is wrong.
 
     >>> load_extractor("runs/meddocan").predict(["..."])  # doctest: +SKIP
     >>> load_extractor("clinx-hub/clin-x-es-meddocan")  # doctest: +SKIP
     """
-    if not Path(path).exists():
-        path = _download_from_hub(str(path))
-    if (Path(path) / ENSEMBLE_FILE).is_file():
-        return ClinXEnsemble.from_pretrained(path, **kwargs)
-    return Extractor.from_pretrained(path, **kwargs)
-
-
-def _download_from_hub(name: str) -> Path:
-    """The local snapshot of a Hub model repo (from the cache when offline), or a clear error."""
-    from huggingface_hub import snapshot_download
-
-    from .hub import ModelNotAvailable, resolve_model_name
-
-    repo_id = resolve_model_name(name)
-    try:
-        return Path(snapshot_download(repo_id))
-    except Exception as error:  # offline and not cached, no route, unknown repo: all end the same way
-        raise ModelNotAvailable(
-            f"model {name!r} is not a local folder and Hub repo {repo_id!r} cannot be downloaded: {error}. "
-            f"Download it where the Hub is reachable (`hf download {repo_id} --local-dir ./{repo_id.split('/')[-1]}`) "
-            "and pass that folder."
-        ) from error
+    folder = open_model_folder(path)
+    if (folder / ENSEMBLE_FILE).is_file():
+        return ClinXEnsemble.from_pretrained(folder, **kwargs)
+    return Extractor.from_pretrained(folder, **kwargs)

@@ -20,6 +20,29 @@ from clinx_hub.sentences import word_tokens
 from clinx_hub.stats import split_statistics
 
 CONFIGS = ("documents", "sentences")
+# The agreement that binds a task whose licence is "other" (the card's license_name, linked to the
+# task's homepage). Any other "other" stays unnamed: only its user knows it (--license).
+LICENSE_NAMES = {
+    task: "n2c2-data-use-agreement" for task in ("i2b2-2006", "i2b2-2010", "i2b2-2012-c", "i2b2-2012-t", "i2b2-2014")
+}
+
+
+def license_fields(task: Task, license: str | None = None) -> dict[str, str]:
+    """A card's licence fields: the user's licence id, else the task's, named where the task's is "other".
+
+    >>> license_fields(get_task("i2b2-2014"))["license_name"]
+    'n2c2-data-use-agreement'
+    >>> license_fields(get_task("brat")), license_fields(get_task("brat"), "cc-by-4.0")
+    ({'license': 'other'}, {'license': 'cc-by-4.0'})
+    """
+    if license:
+        return {"license": license}
+    fields = {"license": task.license}
+    if task.license == "other" and task.name in LICENSE_NAMES:
+        fields["license_name"] = LICENSE_NAMES[task.name]
+        if task.homepage:
+            fields["license_link"] = task.homepage
+    return fields
 
 
 def tag_names(labels: tuple[str, ...]) -> list[str]:
@@ -102,8 +125,10 @@ def sentence_rows(documents: list[Document]) -> list[dict]:
     return rows
 
 
-def convert(task_name: str, data_dir: Path, out: Path, *, overwrite: bool = False) -> Path:
+def convert(task_name: str, data_dir: Path, out: Path, *, overwrite: bool = False, license: str | None = None) -> Path:
     """Write task ``task_name`` read from ``data_dir`` as a Hub-ready dataset folder at ``out``.
+
+    ``license`` (a Hub licence id) goes into the card instead of the task's own licence.
 
     >>> convert("meddocan", Path("../shared/corpora"), Path("meddocan-hub"))  # doctest: +SKIP
     >>> datasets.load_dataset("meddocan-hub", "sentences")  # doctest: +SKIP
@@ -132,7 +157,8 @@ def convert(task_name: str, data_dir: Path, out: Path, *, overwrite: bool = Fals
             # schema's "huggingface" metadata carries the Features, ClassLabel names included.
             table = pa.Table.from_pylist(rows, schema=_features(config, tags).arrow_schema)
             pq.write_table(table, folder / f"{split}-00000-of-00001.parquet")
-    (out / "README.md").write_text(dataset_card(task, stats, list(splits), labels), encoding="utf-8")
+    card = dataset_card(task, stats, list(splits), labels, license=license)
+    (out / "README.md").write_text(card, encoding="utf-8")
     return out
 
 
@@ -147,11 +173,14 @@ def _prepare(out: Path, overwrite: bool) -> None:
     out.mkdir(parents=True, exist_ok=True)
 
 
-def dataset_card(task: Task, stats: dict[str, dict], splits: list[str], labels: tuple[str, ...]) -> str:
+def dataset_card(
+    task: Task, stats: dict[str, dict], splits: list[str], labels: tuple[str, ...], *, license: str | None = None
+) -> str:
     """The ``README.md`` of a converted folder: YAML metadata with ``configs``, then statistics and citation."""
+    licence = license_fields(task, license)
     metadata: dict[str, object] = {
         "language": [task.language],
-        "license": task.license,
+        **licence,
         "pretty_name": f"{task.name} (clinx_hub)",
         "task_categories": ["token-classification"],
         "task_ids": ["named-entity-recognition"],
@@ -165,9 +194,12 @@ def dataset_card(task: Task, stats: dict[str, dict], splits: list[str], labels: 
             for config in CONFIGS
         ],
     }
-    if task.license == "other":
-        metadata["license_name"] = "n2c2-data-use-agreement"
-        metadata["license_link"] = task.homepage
+    if license:
+        licence_line = f"{license} (given at conversion; the task's own: {task.license})"
+    elif licence["license"] == "other" and "license_name" not in licence:
+        licence_line = "other, not named by the task: the data's own terms apply (`clinx data convert --license` sets it)"
+    else:
+        licence_line = task.license
     lines = [
         "---",
         yaml.safe_dump(metadata, sort_keys=False, allow_unicode=True).rstrip(),
@@ -178,7 +210,7 @@ def dataset_card(task: Task, stats: dict[str, dict], splits: list[str], labels: 
         task.description,
         "",
         f"- Homepage: {task.homepage}",
-        f"- Licence: {task.license}" + (f" ({task.license_note})" if task.license_note else ""),
+        f"- Licence: {licence_line}" + (f" ({task.license_note})" if task.license_note else ""),
         f"- Protocol: train on {' + '.join(task.train_splits)}, report on {task.report_split}"
         " (strict span + label micro-F1; set-aside gold spans stay in the gold set).",
         *(f"- {note}" for note in task.notes),

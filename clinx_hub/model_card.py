@@ -59,6 +59,9 @@ class ClinXCardData:
     """Defaults to the task's language."""
     license: str | None = None
     """A Hub licence id; defaults to the task's (the corpus licence binds the model trained on it)."""
+    license_name: str | None = None
+    """For ``license="other"``: the licence's name (the task's agreement when the licence is the task's)."""
+    license_link: str | None = None
     datasets: list[str] = field(default_factory=list)
     """Hub dataset ids of the training data (none for a corpus that is not on the Hub)."""
     dataset_name: str | None = None
@@ -147,7 +150,12 @@ class ClinXCardData:
         if self.language is None and task.language != "multilingual":
             self.language = task.language
         if self.license is None:
-            self.license = task.license
+            from .hub_datasets import license_fields
+
+            licence = license_fields(task)
+            self.license = licence["license"]
+            self.license_name = self.license_name or licence.get("license_name")
+            self.license_link = self.license_link or licence.get("license_link")
 
     def _read_transfer_source(self) -> None:
         source = self.record.get("init_from")
@@ -331,6 +339,8 @@ class ClinXCardData:
             model_name=self.title,
             language=self.language_list,
             license=self.license or "other",
+            license_name=self.license_name if self.license in (None, "other") else None,
+            license_link=self.license_link if self.license in (None, "other") else None,
             library_name="transformers",
             pipeline_tag="token-classification",
             base_model=self.base_model,

@@ -13,6 +13,7 @@ labelled positions of each sequence in order.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import torch
@@ -24,6 +25,8 @@ from transformers.modeling_outputs import ModelOutput
 from .configuration_clinx import ClinXConfig
 
 IGNORE_INDEX = -100
+SAFE_WEIGHTS = ("model.safetensors", "model.safetensors.index.json")
+PICKLE_WEIGHTS = ("pytorch_model.bin", "pytorch_model.bin.index.json")
 
 
 def scheme_constraints(labels: list[str], scheme: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -580,6 +583,35 @@ class ClinXPreTrainedModel(PreTrainedModel):
     supports_gradient_checkpointing = True
     _supports_sdpa = True
 
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
+        """Safetensors weights only, unless the caller passes ``use_safetensors=False`` on purpose.
+
+        Unpickling ``pytorch_model.bin`` can run code; a folder that holds only pickle weights is
+        refused with the way to convert it.
+        """
+        if kwargs.get("use_safetensors") is None and pretrained_model_name_or_path is not None:
+            folder = str(pretrained_model_name_or_path)
+            if kwargs.get("subfolder"):
+                folder = os.path.join(folder, kwargs["subfolder"])
+            has = [name for name in SAFE_WEIGHTS + PICKLE_WEIGHTS if os.path.isfile(os.path.join(folder, name))]
+            if has and not set(has) & set(SAFE_WEIGHTS):
+                raise OSError(
+                    f"{folder} holds pickle weights ({has[0]}) and no model.safetensors: a CLIN-X model loads "
+                    "safetensors only. Where you trust the file, load it once with use_safetensors=False and "
+                    "save it again with save_pretrained (safetensors; safe_serialization=True on transformers 4)"
+                )
+            kwargs["use_safetensors"] = True
+        return super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
+
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        # An encoder loaded from a local folder leaves that path in its config: a saved (and pushed)
+        # config.json keeps a Hub id there, never a path of the machine the model was trained on.
+        encoder = self.config.encoder
+        if isinstance(encoder, dict) and not _is_hub_id(str(encoder.get("_name_or_path", ""))):
+            encoder.pop("_name_or_path", None)
+        return super().save_pretrained(save_directory, *args, **kwargs)
+
     def _init_weights(self, module: nn.Module) -> None:
         # The encoder is a PreTrainedModel of its own: transformers dispatches its own _init_weights.
         if isinstance(module, nn.Linear):
@@ -605,6 +637,11 @@ class ClinXForTokenClassification(ClinXPreTrainedModel):
     >>> model.decode(torch.tensor([[2, 5, 7, 3]])).shape
     torch.Size([1, 4])
     """
+
+    # forward's **kwargs would make the Trainer believe the loss is scaled for gradient
+    # accumulation here (it passes num_items_in_batch and skips its own division); it is a
+    # per-batch mean, so the Trainer must divide it.
+    accepts_loss_kwargs = False
 
     def __init__(self, config: ClinXConfig, encoder: PreTrainedModel | None = None):
         super().__init__(config)
@@ -778,6 +815,15 @@ class ClinXForTokenClassification(ClinXPreTrainedModel):
             **config_kwargs,
         )
         return cls(config, encoder=encoder)
+
+
+def _is_hub_id(name: str) -> bool:
+    """``owner/name`` or ``name`` as on the Hub, and not a folder on this machine."""
+    parts = name.split("/")
+    return (
+        0 < len(parts) <= 2 and all(parts) and not name.startswith((".", "~"))
+        and not any(c in name for c in ":\\ ") and not os.path.exists(name)
+    )
 
 
 def _encoder_from_config(config) -> PreTrainedModel:

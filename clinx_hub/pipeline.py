@@ -32,6 +32,7 @@ from transformers import Pipeline
 
 from .documents import Document, Span
 from .extraction import _as_documents, extract_documents
+from .hub import MODEL_TYPE, ModelFolderError
 from .outputs import deidentify as deidentified_text
 
 TASK = "clinx-extraction"
@@ -75,6 +76,13 @@ class ClinXExtractionPipeline(Pipeline):
 
     def __init__(self, *args, extractor=None, **kwargs):
         super().__init__(*args, **kwargs)
+        model_type = getattr(self.model.config, "model_type", None)
+        if model_type != MODEL_TYPE:
+            # transformers opens a plain encoder folder with a random head: it would tag noise.
+            raise ModelFolderError(
+                f"{self.model.name_or_path or 'the model'} is not a clinx_hub model (model_type {model_type!r}, "
+                f"not {MODEL_TYPE!r}): {TASK} needs a model trained with clinx_hub"
+            )
         # An ensemble (any clinx_hub Extractor) predicts instead of the bare model.
         self.extractor = extractor
         if extractor is not None:

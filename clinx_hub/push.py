@@ -5,24 +5,23 @@ A folder goes up as it is on disk, in one commit, with its model card: a folder 
 written to, whether the push succeeds or fails. An ensemble's repo also gets the two
 remote-code files at its root, where transformers looks for them when a member is loaded with
 ``subfolder=``. Before anything is sent the folder is checked (config, weights, tokenizer, the
-remote-code files in every model folder); what fails, on the way or at the Hub, raises
-:class:`PushError` with what to do about it.
+remote-code files in every model folder, no local path in a config); what fails, on the way or
+at the Hub, raises :class:`PushError` with what to do about it.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import json
+import re
 from pathlib import Path
 from typing import Any
 
+from .hub import ModelFolderError, ensemble_members, model_folder_problems
 from .model_card import CARD_FILE, ENSEMBLE_FILE, render_model_card
 
 REMOTE_CODE_FILES = ("configuration_clinx.py", "modeling_clinx.py")
-WEIGHT_FILES = (
-    "model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json",
-)
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
+HUB_ID = re.compile(r"[\w.-]+(/[\w.-]+)?")
 # Resume state of an interrupted run: never part of a released model.
 EXCLUDED = ("checkpoints/*", "members_done/*", ".cache/*", "*/.cache/*", ".git/*", "*.lock")
 
@@ -42,8 +41,9 @@ def push_model(
 ) -> str:
     """Push a model, ensemble or transfer-source folder with its card; returns the repo's URL.
 
-    ``card_fields`` (``language``, ``license``, ``datasets``, ``intended_use``...) are used only
-    when the folder has no ``README.md`` and its card is rendered for the push.
+    ``card_fields`` (``language``, ``license``, ``datasets``, ``intended_use``...) go into the card
+    rendered for the push; a folder with a ``README.md`` of its own goes up with that card, and
+    card fields for it are refused rather than dropped.
 
     >>> push_model("runs/meddocan", "clinx-hub/clin-x-es-meddocan", language="es")  # doctest: +SKIP
     'https://huggingface.co/clinx-hub/clin-x-es-meddocan'
@@ -59,6 +59,11 @@ def push_model(
         extra |= {name: (first / name).read_bytes() for name in REMOTE_CODE_FILES if not (folder / name).is_file()}
     if not (folder / CARD_FILE).is_file():
         extra[CARD_FILE] = render_model_card(folder, model_id=repo_id, **card_fields).encode("utf-8")
+    elif card_fields:
+        raise PushError(
+            f"{folder} has its own {CARD_FILE}, which is pushed as it is: {', '.join(sorted(card_fields))} would not "
+            f"reach the card; write them into {CARD_FILE}, or move it away to have the card rendered with them"
+        )
     message = commit_message or f"Upload {'ensemble' if (folder / ENSEMBLE_FILE).is_file() else 'model'} with clinx_hub"
     return _push(folder, repo_id, "model", private=private, token=token, message=message, extra=extra)
 
@@ -100,34 +105,71 @@ def hub_repo_id(name: str) -> str:
 
 
 def model_folders(model_dir: Path) -> list[Path]:
-    """The folders that hold a model: the folder itself, or each member of an ensemble."""
+    """The folders that hold a model: the folder itself, or each member of an ensemble (inside it)."""
     if (model_dir / ENSEMBLE_FILE).is_file():
-        spec = json.loads((model_dir / ENSEMBLE_FILE).read_text())
-        return [model_dir / "members" / str(name) for name in spec["members"]]
+        try:
+            return list(ensemble_members(model_dir).values())
+        except ModelFolderError as error:
+            raise PushError(f"{error}; it cannot be pushed") from None
     return [model_dir]
 
 
 def check_model_folder(model_dir: Path) -> None:
-    """Fail with the list of what is missing before anything is sent."""
+    """Fail with the list of what is wrong before anything is sent.
+
+    Each model folder must open in clinx_hub (``hub.model_folder_problems``: a clinx config,
+    safetensors weights, a tokenizer), carry the two remote-code files and hold no local path
+    in its ``config.json``.
+    """
     if not model_dir.is_dir():
         raise PushError(f"{model_dir} is not a folder")
     problems = []
     for folder in model_folders(model_dir):
         where = folder.relative_to(model_dir).as_posix() if folder != model_dir else "the folder"
-        if not (folder / "config.json").is_file():
-            problems.append(f"config.json in {where}")
-        if not any((folder / name).is_file() for name in WEIGHT_FILES):
-            problems.append(f"weights ({' or '.join(WEIGHT_FILES[::2])}) in {where}")
+        problems += [f"{where}: {problem}" for problem in model_folder_problems(folder)]
         missing_code = [name for name in REMOTE_CODE_FILES if not (folder / name).is_file()]
         if missing_code:
             problems.append(
-                f"{', '.join(missing_code)} in {where} (plain transformers needs them to load the model with "
+                f"missing {', '.join(missing_code)} in {where} (plain transformers needs them to load the model with "
                 "trust_remote_code=True; saving the model again with clinx_hub imported writes them)"
             )
-    if not any((model_dir / name).is_file() for name in TOKENIZER_FILES):
-        problems.append(f"a tokenizer ({' or '.join(TOKENIZER_FILES)}) in the folder")
+        problems += [f"{where}: {problem}" for problem in config_path_problems(folder / "config.json")]
     if problems:
-        raise PushError(f"{model_dir} cannot be pushed; missing: " + "; ".join(problems))
+        raise PushError(f"{model_dir} cannot be pushed: " + "; ".join(problems))
+
+
+def config_path_problems(config_file: Path) -> list[str]:
+    """Paths of this machine in a ``config.json`` (``_name_or_path`` of a local encoder, any absolute path)."""
+    try:
+        config = json.loads(config_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []  # a missing or unreadable config is reported by model_folder_problems
+    found = []
+
+    def walk(value: Any, key: str) -> None:
+        if isinstance(value, dict):
+            for name, item in value.items():
+                walk(item, f"{key}.{name}" if key else str(name))
+        elif isinstance(value, list):
+            for item in value:
+                walk(item, key)
+        elif isinstance(value, str) and value and _is_local_path(value, key.endswith("_name_or_path")):
+            found.append(f"config.json holds a path of this machine ({key}: {value!r})")
+
+    walk(config, "")
+    if found:
+        found[-1] += (
+            "; clinx_hub saves configs without such paths: open the model with load_extractor and "
+            "save_pretrained it to a new folder, then push that"
+        )
+    return found
+
+
+def _is_local_path(value: str, name_or_path: bool) -> bool:
+    if value.startswith(("/", "~", "\\")) or re.match(r"[A-Za-z]:[\\/]", value):
+        return True
+    # A model's name elsewhere is fine as a Hub id; a relative folder name is a path all the same.
+    return name_or_path and (value.startswith(".") or not HUB_ID.fullmatch(value) or Path(value).exists())
 
 
 def check_dataset_folder(dataset_dir: Path) -> None:

