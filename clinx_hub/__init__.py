@@ -1,44 +1,88 @@
 """clinx_hub: CLIN-X clinical concept extraction (encoder + CRF, BIOES, cross-sentence context) for the Hub.
 
-Importing the package registers the model with transformers' Auto classes, and nothing else.
+The names below are what a user's work goes through; each is imported when first used (PEP 562,
+as transformers' ``_LazyModule``), so ``import clinx_hub`` and the document layer load no torch.
+The first use of a model-layer name (``ClinXConfig``, ``load_extractor``, ``ClinXTrainer``, ...)
+registers the model with transformers' Auto classes (:func:`clinx_hub.registration.register`);
+``pipeline("clinx-extraction", ...)`` works after ``import clinx_hub`` (the task is registered
+when ``transformers.pipelines`` loads).
+
+>>> import clinx_hub
+>>> clinx_hub.Span(start=0, end=4, label="FECHAS", text="2019")
+Span(start=0, end=4, label='FECHAS', text='2019', id='', codes=(), score=None)
 """
 
 from __future__ import annotations
 
-from transformers import AutoConfig, AutoModelForTokenClassification
+import importlib
+import importlib.util
+from typing import TYPE_CHECKING
 
-from .configuration_clinx import ClinXConfig
-from .documents import Document, Finding, Span
-from .modeling_clinx import ClinXForTokenClassification, LinearChainCRF, scheme_constraints
-from .tagging import SpanTags, scheme_labels, spans_to_tags, tags_to_spans
+from .registration import register, register_when_pipelines_load
 
 __version__ = "0.1.0"
 
-AutoConfig.register(ClinXConfig.model_type, ClinXConfig, exist_ok=True)
-AutoModelForTokenClassification.register(ClinXConfig, ClinXForTokenClassification, exist_ok=True)
-# Saved folders carry `auto_map` and copies of the two model files, so that plain transformers
-# loads them with trust_remote_code=True where clinx_hub is not installed.
-ClinXConfig.register_for_auto_class()
-ClinXForTokenClassification.register_for_auto_class("AutoModelForTokenClassification")
-# pipeline("clinx-extraction", model=...): windowed CRF extraction behind transformers' pipeline API.
-from transformers.pipelines import PIPELINE_REGISTRY  # noqa: E402
+_MODEL_LAYER = {
+    "ClinXConfig": "configuration_clinx",
+    "ClinXForTokenClassification": "modeling_clinx",
+    "ClinXEnsemble": "ensemble",
+    "Extractor": "ensemble",
+    "load_extractor": "ensemble",
+    "extraction_pipeline": "pipeline",
+    "ClinXTrainer": "trainer",
+    "ClinXTrainingArguments": "training_args",
+    "train_task": "recipe",
+}
+"""Names that need the model registered with transformers before they are used: name -> module."""
 
-from .pipeline import ClinXExtractionPipeline  # noqa: E402
+_TORCH_FREE = {
+    "Document": "documents",
+    "Span": "documents",
+    "Finding": "documents",
+    "load_task": "corpora",
+    "score_documents": "evaluation",
+    "ClinXCardData": "model_card",
+    "push_model": "push",
+}
+"""Names that load neither torch nor transformers' model classes: name -> module."""
 
-PIPELINE_REGISTRY.register_pipeline(
-    "clinx-extraction", pipeline_class=ClinXExtractionPipeline, pt_model=AutoModelForTokenClassification
-)
+__all__ = sorted([*_MODEL_LAYER, *_TORCH_FREE, "register"])
 
-__all__ = [
-    "ClinXConfig",
-    "ClinXForTokenClassification",
-    "Document",
-    "Finding",
-    "LinearChainCRF",
-    "Span",
-    "SpanTags",
-    "scheme_constraints",
-    "scheme_labels",
-    "spans_to_tags",
-    "tags_to_spans",
-]
+if TYPE_CHECKING:  # what static tools and IDEs see; at run time __getattr__ imports on first use
+    from .configuration_clinx import ClinXConfig
+    from .corpora import load_task
+    from .documents import Document, Finding, Span
+    from .ensemble import ClinXEnsemble, Extractor, load_extractor
+    from .evaluation import score_documents
+    from .model_card import ClinXCardData
+    from .modeling_clinx import ClinXForTokenClassification
+    from .pipeline import extraction_pipeline
+    from .push import push_model
+    from .recipe import train_task
+    from .trainer import ClinXTrainer
+    from .training_args import ClinXTrainingArguments
+
+
+def __getattr__(name: str):
+    if name in _MODEL_LAYER:
+        register()
+        module = _MODEL_LAYER[name]
+    elif name in _TORCH_FREE:
+        module = _TORCH_FREE[name]
+    elif not name.startswith("_") and importlib.util.find_spec(f"{__name__}.{name}") is not None:
+        # A submodule used as an attribute (clinx_hub.pipeline.extraction_pipeline), as _LazyModule allows.
+        return importlib.import_module(f"{__name__}.{name}")
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value  # later uses skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    # The public names and the module's own dunders; not the helpers this file imports.
+    return sorted({*__all__, *(name for name in globals() if name.startswith("__"))})
+
+
+# pipeline("clinx-extraction") looks the task up itself, so it cannot wait for a name of ours to be used.
+register_when_pipelines_load()

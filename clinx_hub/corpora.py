@@ -1,65 +1,36 @@
 """The task registry and loading a task's splits from a corpus folder as it is distributed.
 
-Each of the ten CLIN-X tasks is described by a ``Task`` in one module of ``dataset_scripts``
-(constants first: citation, licence, homepage, label set, split layout). ``--data-dir`` may be
-the corpus folder as distributed, the folder holding it, or a plain folder of files (one split).
+Each of the ten CLIN-X tasks is described by a :class:`clinx_hub.task.Task` in one module of
+``dataset_scripts`` (constants first: citation, licence, homepage, label set, split layout),
+installed as ``clinx_hub.dataset_scripts``. ``--data-dir`` may be the corpus folder as
+distributed, the folder holding it, or a plain folder of files (one split).
 """
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from clinx_hub.documents import Document
 from clinx_hub.formats.base import CorpusFormatError
-from clinx_hub.formats.brat import read_brat_folder
+from clinx_hub.task import Task
 
 TASK_MODULES = {
-    "meddocan": "dataset_scripts.meddocan",
-    "pharmaconer": "dataset_scripts.pharmaconer",
-    "cantemist": "dataset_scripts.cantemist",
-    "meddoprof-ner": "dataset_scripts.meddoprof",
-    "meddoprof-class": "dataset_scripts.meddoprof",
-    "i2b2-2006": "dataset_scripts.i2b2_2006",
-    "i2b2-2010": "dataset_scripts.i2b2_2010",
-    "i2b2-2012-c": "dataset_scripts.i2b2_2012",
-    "i2b2-2012-t": "dataset_scripts.i2b2_2012",
-    "i2b2-2014": "dataset_scripts.i2b2_2014",
-    "brat": "dataset_scripts.brat_folder",
+    "meddocan": "clinx_hub.dataset_scripts.meddocan",
+    "pharmaconer": "clinx_hub.dataset_scripts.pharmaconer",
+    "cantemist": "clinx_hub.dataset_scripts.cantemist",
+    "meddoprof-ner": "clinx_hub.dataset_scripts.meddoprof",
+    "meddoprof-class": "clinx_hub.dataset_scripts.meddoprof",
+    "i2b2-2006": "clinx_hub.dataset_scripts.i2b2_2006",
+    "i2b2-2010": "clinx_hub.dataset_scripts.i2b2_2010",
+    "i2b2-2012-c": "clinx_hub.dataset_scripts.i2b2_2012",
+    "i2b2-2012-t": "clinx_hub.dataset_scripts.i2b2_2012",
+    "i2b2-2014": "clinx_hub.dataset_scripts.i2b2_2014",
+    "brat": "clinx_hub.dataset_scripts.brat_folder",
 }
 
 PLAIN_SPLIT = "train"
 """The split name a plain folder of files gets (the name ``datasets`` gives a single data folder)."""
-
-SplitReader = Callable[[list[Path], Path], list[Document]]
-"""Reads the documents of one split from its resolved paths; the second argument roots the locations."""
-
-
-@dataclass(frozen=True)
-class Task:
-    """One extraction task: where its splits lie in the distributed corpus and how to read them."""
-
-    name: str
-    corpus: str
-    """The corpus folder's name as distributed (``meddocan``); also looked for inside ``--data-dir``."""
-    description: str
-    labels: tuple[str, ...]
-    splits: Mapping[str, tuple[str, ...]]
-    """Split name -> glob patterns, relative to the corpus folder, of the folders/files that make it."""
-    read: SplitReader
-    homepage: str
-    license: str
-    """A Hub licence identifier (``cc-by-4.0``, ``other``)."""
-    citation: str
-    language: str
-    train_splits: tuple[str, ...]
-    report_split: str
-    license_note: str = ""
-    select: Callable[[Path, str, str], bool] | None = None
-    """``(corpus folder, split, document id) -> keep``, for corpora whose splits are lists of documents."""
-    notes: tuple[str, ...] = field(default=())
 
 
 def task_names() -> list[str]:
@@ -179,7 +150,3 @@ def _contents(folder: Path) -> str:
     held = f"{files} file(s) ({', '.join(suffixes)})"
     return f"{held} and sub-folders: {shown}" if folders else held
 
-
-def read_brat_split(paths: list[Path], root: Path) -> list[Document]:
-    """The ``SplitReader`` of BRAT corpora: every ``.txt``/``.ann`` pair of each folder, in order."""
-    return [document for path in paths for document in read_brat_folder(path, root=root)]

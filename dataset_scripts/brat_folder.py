@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from clinx_hub.corpora import Task, read_brat_split
+from clinx_hub.task import Task, read_brat_split
 
 LABELS: tuple[str, ...] = ()
 """Empty: the label set is read from the training documents."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from clinx_hub.corpora import Task, read_brat_split
+from clinx_hub.task import Task, read_brat_split
 
 CITATION = """@inproceedings{miranda2020named,
   title     = {Named Entity Recognition, Concept Normalization and Clinical Coding: Overview of the Cantemist Track for Cancer Text Mining in Spanish, Corpus, Guidelines, Methods and Results},

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from clinx_hub.corpora import Task
 from clinx_hub.documents import Document
 from clinx_hub.formats.i2b2 import read_i2b2_2006
+from clinx_hub.task import Task
 
 CITATION = """@article{uzuner2007evaluating,
   title   = {Evaluating the State-of-the-Art in Automatic De-identification},

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from clinx_hub.corpora import Task
 from clinx_hub.documents import Document
 from clinx_hub.formats.i2b2 import read_i2b2_2010_folders
+from clinx_hub.task import Task
 
 CITATION = """@article{uzuner20112010,
   title   = {2010 i2b2/VA challenge on concepts, assertions, and relations in clinical text},

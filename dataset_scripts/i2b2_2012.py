@@ -9,9 +9,9 @@ from __future__ import annotations
 from functools import partial
 from pathlib import Path
 
-from clinx_hub.corpora import SplitReader, Task
 from clinx_hub.documents import Document
 from clinx_hub.formats.i2b2 import EVENT_TYPES, TIMEX3_TYPES, read_i2b2_2012, read_xml_folder
+from clinx_hub.task import SplitReader, Task
 
 CITATION = """@article{sun2013evaluating,
   title   = {Evaluating temporal relations in clinical text: 2012 i2b2 Challenge},

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from clinx_hub.corpora import Task
 from clinx_hub.documents import Document
 from clinx_hub.formats.i2b2 import read_i2b2_2014, read_xml_folder
+from clinx_hub.task import Task
 
 CITATION = """@article{stubbs2015automated,
   title   = {Automated systems for the de-identification of longitudinal clinical narratives: Overview of 2014 i2b2/UTHealth shared task Track 1},

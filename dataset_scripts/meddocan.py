@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from clinx_hub.corpora import Task, read_brat_split
+from clinx_hub.task import Task, read_brat_split
 
 CITATION = """@inproceedings{marimon2019automatic,
   title     = {Automatic De-identification of Medical Texts in Spanish: the MEDDOCAN Track, Corpus, Guidelines, Methods and Evaluation of Results},

@@ -5,8 +5,8 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from clinx_hub.corpora import Task, read_brat_split
 from clinx_hub.formats.base import CorpusFormatError
+from clinx_hub.task import Task, read_brat_split
 
 CITATION = """@article{lima2021overview,
   title   = {Overview of MEDDOPROF Shared Task on Recognition of Occupations and Professions in Medical Documents at IberLEF 2021},

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from clinx_hub.corpora import Task, read_brat_split
+from clinx_hub.task import Task, read_brat_split
 
 CITATION = """@inproceedings{gonzalez-agirre-etal-2019-pharmaconer,
   title     = {{P}harma{C}o{NER}: Pharmacological Substances, Compounds and proteins Named Entity Recognition track},
