@@ -11,16 +11,12 @@ import pytest
 import torch
 from conftest import note
 
-from clinx_hub import Span, scheme_labels
+from clinx_hub import Span
 from clinx_hub.ensemble import ClinXEnsemble, Extractor, ensemble_vote, load_extractor
 from clinx_hub.formats.brat import write_brat
 from clinx_hub.model_card import render_model_card
 from clinx_hub.modeling_clinx import ClinXForTokenClassification
-from clinx_hub.training import (
-    ClinXTrainer,
-    TrainingSetupError,
-    default_arguments,
-    ensemble_progress,
+from clinx_hub.recipe import (
     first_n_sentences,
     initial_model,
     random_folds,
@@ -29,6 +25,10 @@ from clinx_hub.training import (
     train_recipe,
     train_task,
 )
+from clinx_hub.run_state import ensemble_progress
+from clinx_hub.tagging import scheme_labels
+from clinx_hub.trainer import ClinXTrainer
+from clinx_hub.training_args import TrainingSetupError, default_arguments
 
 TYPES = ["NOMBRE", "LUGAR"]
 
@@ -157,7 +157,7 @@ def test_members_trained_by_separate_runs_make_the_same_ensemble(
     with pytest.raises(TrainingSetupError, match=r"member 0 finished with other settings \(num_train_epochs\)"):
         recipe(apart, tiny_args(apart / "checkpoints", splits=3, num_train_epochs=3, logging_strategy="no"))
     # The run without members trains nothing more and assembles what the two runs left.
-    monkeypatch.setattr("clinx_hub.training.train_one", lambda *a, **k: pytest.fail("a finished member was retrained"))
+    monkeypatch.setattr("clinx_hub.recipe.train_one", lambda *a, **k: pytest.fail("a finished member was retrained"))
     assembled = load_extractor(recipe(apart, args(apart)))
     assert not (apart / "members_done").exists()
     record = json.loads((apart / "training_record.json").read_text())
@@ -305,7 +305,7 @@ def test_attention_dropout_applies_to_every_attention_layer_and_is_saved(tiny_ba
 def test_attention_dropout_names_an_encoder_without_it(tmp_path: Path) -> None:
     from transformers import DistilBertConfig
 
-    from clinx_hub.training import set_attention_dropout
+    from clinx_hub.recipe import set_attention_dropout
 
     encoder = __import__("transformers").AutoModel.from_config(
         DistilBertConfig(vocab_size=50, dim=16, n_layers=1, n_heads=2, hidden_dim=20, max_position_embeddings=32)
@@ -402,10 +402,10 @@ def test_a_resume_with_other_settings_is_refused(tiny_backbone_dir: Path, notes,
         str(tiny_backbone_dir), tokenizer, labels, notes[:8], notes[8:10],
         tiny_args(tmp_path / "run", num_train_epochs=2, load_best_model_at_end=False),
     )
-    assert record["epochs_run"] == 2
-    assert 1000 < record["train_seconds"] < 1000 + 120
+    assert record.epochs_run == 2
+    assert 1000 < record.train_seconds < 1000 + 120
     # The held-out curve starts at epoch 1, not at the resume.
-    assert [e["epoch"] for e in record["evaluations"]] == [1, 2]
+    assert [e["epoch"] for e in record.evaluations] == [1, 2]
 
 
 def test_head_learning_rate_gives_classifier_and_crf_their_own_scheduled_rate(
@@ -586,3 +586,32 @@ def test_an_unfinished_ensemble_is_finished_only_by_its_own_splits(
     recipe(splits=1, overwrite=True)
     assert type(load_extractor(out)) is Extractor
     assert not (out / "ensemble.json").exists() and not (out / "members").exists() and not (out / "folds.json").exists()
+
+
+def test_evaluate_scores_the_eval_dataset_it_is_given(tiny_backbone_dir: Path, notes, tmp_path: Path) -> None:
+    from clinx_hub.trainer import WindowDataset
+
+    tokenizer = __import__("transformers").AutoTokenizer.from_pretrained(tiny_backbone_dir)
+    args = tiny_args(tmp_path / "ev", num_train_epochs=1, load_best_model_at_end=False, save_strategy="no")
+    trainer = ClinXTrainer(
+        initial_model(str(tiny_backbone_dir), scheme_labels(TYPES), args), args, tokenizer, notes[:8], notes[8:10]
+    )
+    trainer.train()
+    extractor = Extractor(trainer.model, tokenizer)
+
+    def micro(metrics: dict, prefix: str = "eval") -> tuple:
+        return tuple(metrics[f"{prefix}_{name}"] for name in ("precision", "recall", "f1"))
+
+    def expected(documents) -> tuple:
+        scores = extractor.evaluate(documents).micro
+        return scores.precision, scores.recall, scores.f1
+
+    # As Trainer.evaluate: no argument scores the held-out documents, an argument replaces them.
+    assert micro(trainer.evaluate()) == expected(notes[8:10])
+    assert micro(trainer.evaluate(eval_dataset=notes[20:])) == expected(notes[20:])
+    assert micro(trainer.evaluate(eval_dataset=trainer.eval_dataset)) == expected(notes[8:10])
+    named = trainer.evaluate(eval_dataset={"dev": notes[8:10], "test": notes[20:]})
+    assert micro(named, "eval_dev") == expected(notes[8:10]) and micro(named, "eval_test") == expected(notes[20:])
+    # Windows without their documents cannot be scored as spans: refused, never silently ignored.
+    with pytest.raises(TypeError, match="strict span F1 on documents"):
+        trainer.evaluate(eval_dataset=WindowDataset(trainer.eval_dataset.windows))

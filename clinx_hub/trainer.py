@@ -1,0 +1,208 @@
+"""The CLIN-X Trainer and its data: documents -> labelled windows -> padded batches (as SpanMarker's ``trainer.py``).
+
+``ClinXTrainer`` is a ``transformers.Trainer`` fed with documents; its evaluation is strict span F1
+on documents (``evaluation.py``), so early stopping follows the shared tasks' measure.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import torch
+from transformers import Trainer, TrainerCallback, TrainingArguments
+
+from .documents import Document
+from .encoding import pad_windows
+from .evaluation import score_documents
+from .extraction import extract_documents
+from .folders import TRAIN_SECONDS_FILE
+from .modeling_clinx import ClinXForTokenClassification
+from .windows import Window, build_windows, tokenize_document
+
+# Modules of ClinXForTokenClassification trained from scratch on top of the encoder.
+HEAD_MODULES = ("classifier", "crf")
+
+
+class WindowDataset(torch.utils.data.Dataset):
+    """Labelled windows as a map-style dataset for the Trainer, with the documents they were cut from."""
+
+    def __init__(self, windows: Sequence[Window], documents: Sequence[Document] | None = None):
+        self.windows = list(windows)
+        self.documents = None if documents is None else list(documents)
+        """What strict span F1 scores (``ClinXTrainer.evaluate``); None for windows alone."""
+
+    def __len__(self) -> int:
+        return len(self.windows)
+
+    def __getitem__(self, index: int) -> Window:
+        return self.windows[index]
+
+
+class WindowCollator:
+    """Pads windows into ``input_ids``/``attention_mask``/``labels`` tensors."""
+
+    def __init__(self, pad_id: int):
+        self.pad_id = pad_id
+
+    def __call__(self, windows: Sequence[Window]) -> dict[str, torch.Tensor]:
+        batch = pad_windows(windows, self.pad_id, with_labels=True)
+        batch.pop("label_mask")
+        return batch
+
+
+class ClinXTrainer(Trainer):
+    """A ``Trainer`` fed with documents; evaluation is strict span F1 on held-out documents.
+
+    The training documents become labelled windows exactly as the model config says (context,
+    mode, scheme, tagging level), so training and inference always see the same inputs.
+
+    >>> trainer = ClinXTrainer(model, args, tokenizer, train_documents, eval_documents)  # doctest: +SKIP
+    >>> trainer.train()  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        model: ClinXForTokenClassification,
+        args: TrainingArguments,
+        tokenizer,
+        train_documents: Sequence[Document],
+        eval_documents: Sequence[Document] | None = None,
+        **kwargs,
+    ):
+        config = model.config
+        self.eval_documents = list(eval_documents or [])
+        # What tokenisation found in the training spans (aligned, or not representable).
+        self.findings = []
+        train_windows = self._windows(config, tokenizer, train_documents, self.findings)
+        # The Trainer wants an eval dataset for epoch-wise evaluation; evaluate() scores documents.
+        eval_windows = self._windows(config, tokenizer, self.eval_documents, []) if self.eval_documents else None
+        pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        super().__init__(
+            model=model,
+            args=args,
+            train_dataset=WindowDataset(train_windows, train_documents),
+            eval_dataset=WindowDataset(eval_windows, self.eval_documents) if eval_windows else None,
+            data_collator=WindowCollator(pad_id),
+            processing_class=tokenizer,
+            **kwargs,
+        )
+
+    def _windows(self, config, tokenizer, documents: Sequence[Document], findings: list) -> list[Window]:
+        first_subword = config.tagging_level == "first_subword"
+        tokenized = [
+            tokenize_document(d, tokenizer, config.label2id, scheme=config.label_scheme, first_subword=first_subword)
+            for d in documents
+        ]
+        for t in tokenized:
+            findings.extend(t.findings)
+        return build_windows(
+            tokenized,
+            tokenizer,
+            max_length=config.max_window_length(),
+            context=config.context_size,
+            mode=config.context_mode,
+            label2id=config.label2id,
+        )
+
+    def create_optimizer(self, model=None) -> torch.optim.Optimizer:
+        """The Trainer's optimizer, with the classifier and CRF in groups of their own learning rate.
+
+        A freshly initialised head (and the CRF's transitions) may want a higher rate than the
+        encoder's fine-tuning rate. The scheduler scales every group alike, so the head keeps its
+        ratio to the encoder. (With MiniLM at 3 epochs, 10x for the head moved PharmaCoNER dev F1
+        by +0.4 only; on MEDDOCAN, together with a third epoch, labels with under ~100 training
+        spans came in: benchmarks/results/accuracy.md.)
+        """
+        fresh = self.optimizer is None
+        optimizer = super().create_optimizer(model)
+        head_lr = getattr(self.args, "head_learning_rate", None)
+        if not (fresh and head_lr):
+            return optimizer
+        # Split each of the Trainer's groups (its weight-decay split and options kept) in two.
+        opt_model = self.model if model is None else model
+        head = {id(p) for name, p in opt_model.named_parameters() if name.split(".", 1)[0] in HEAD_MODULES}
+        for group in list(optimizer.param_groups):
+            moved = [p for p in group["params"] if id(p) in head]
+            if moved:
+                group["params"] = [p for p in group["params"] if id(p) not in head]
+                optimizer.add_param_group({**group, "params": moved, "lr": head_lr})
+        optimizer.param_groups[:] = [group for group in optimizer.param_groups if group["params"]]
+        return optimizer
+
+    def evaluate(
+        self,
+        eval_dataset: Sequence[Document] | WindowDataset | Mapping[str, Sequence[Document] | WindowDataset] | None = None,
+        ignore_keys: list[str] | None = None,
+        metric_key_prefix: str = "eval",
+    ) -> dict[str, float]:
+        """Strict micro P/R/F1 of the current model: on the held-out documents, or on ``eval_dataset``.
+
+        As ``Trainer.evaluate``: ``eval_dataset`` (documents, or a ``WindowDataset`` that keeps its
+        documents) replaces the held-out documents for this call; a mapping of names to them scores
+        each, its name added to the metric prefix (``eval_dev_f1``).
+        """
+        if isinstance(eval_dataset, Mapping):
+            metrics = {}
+            for name, dataset in eval_dataset.items():
+                metrics.update(self.evaluate(dataset, ignore_keys, f"{metric_key_prefix}_{name}"))
+            return metrics
+        documents = self.eval_documents if eval_dataset is None else _scored_documents(eval_dataset)
+        start = time.time()
+        # F1 needs the Viterbi path only: no marginals.
+        predictions = extract_documents(
+            self.model,
+            self.processing_class,
+            documents,
+            batch_size=self.args.per_device_eval_batch_size,
+            with_scores=False,
+        )
+        scores = score_documents(documents, [d.with_spans(p) for d, p in zip(documents, predictions)])
+        metrics = {
+            f"{metric_key_prefix}_precision": scores.micro.precision,
+            f"{metric_key_prefix}_recall": scores.micro.recall,
+            f"{metric_key_prefix}_f1": scores.micro.f1,
+            f"{metric_key_prefix}_runtime": round(time.time() - start, 3),
+        }
+        self.log(metrics)
+        self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
+        return metrics
+
+
+def _scored_documents(eval_dataset: Sequence[Document] | WindowDataset) -> list[Document]:
+    """The documents ``ClinXTrainer.evaluate`` scores for an ``eval_dataset`` given to it."""
+    documents = eval_dataset.documents if isinstance(eval_dataset, WindowDataset) else list(eval_dataset)
+    if documents is None or not all(isinstance(d, Document) for d in documents):
+        raise TypeError(
+            "ClinXTrainer.evaluate scores strict span F1 on documents: pass a list of Document (or a"
+            " WindowDataset made with its documents), not windows alone"
+        )
+    return documents
+
+
+class TrainingTime(TrainerCallback):
+    """Training seconds across interrupted runs: each checkpoint keeps the time spent up to it."""
+
+    def __init__(self, before: float = 0.0) -> None:
+        self.before = before
+        self.started = time.time()
+
+    @property
+    def seconds(self) -> float:
+        return self.before + time.time() - self.started
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.started = time.time()
+
+    def on_save(self, args, state, control, **kwargs):
+        folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        if folder.is_dir():
+            (folder / TRAIN_SECONDS_FILE).write_text(json.dumps({"train_seconds": round(self.seconds, 1)}) + "\n")
+
+    @classmethod
+    def resuming(cls, checkpoint: str | None) -> TrainingTime:
+        """The clock of a run resuming from ``checkpoint`` (time before it counts; 0 if unrecorded)."""
+        path = Path(checkpoint) / TRAIN_SECONDS_FILE if checkpoint else None
+        return cls(json.loads(path.read_text())["train_seconds"] if path and path.is_file() else 0.0)
