@@ -40,7 +40,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .documents import Document
-from .ensemble import ENSEMBLE_FILE, Extractor, load_extractor
+from .ensemble import ClinXEnsemble, Extractor, load_extractor
+from .folders import TRAINING_RECORD, is_model_folder
 from .outputs import DEID_TASKS, deidentify, highlighted, jsonl_lines
 from .quickstart import DEFAULT_OUT
 
@@ -87,7 +88,7 @@ class DemoModel:
     """An opened model with what the page shows about it."""
 
     name: str
-    extractor: Extractor
+    extractor: Extractor | ClinXEnsemble
     entity_types: list[str]
     task: str | None
     members: int
@@ -177,7 +178,7 @@ class ModelShelf:
 def _looks_local(source: str) -> bool | None:
     """True for a model folder, False for a folder-like path that is not one, None for a Hub id."""
     path = Path(source).expanduser()
-    if (path / "config.json").is_file() or (path / ENSEMBLE_FILE).is_file():
+    if is_model_folder(path):
         return True
     if path.exists() or source.startswith((".", "/", "~")) or source.count("/") != 1:
         return False
@@ -185,7 +186,8 @@ def _looks_local(source: str) -> bool | None:
 
 
 def _open_model(name: str, source: str) -> DemoModel:
-    from .hub import ModelNotAvailable, available_model
+    from .folders import ModelNotAvailable
+    from .hub import available_model
 
     folder = Path(source).expanduser()
     if _looks_local(source) is not True:
@@ -201,10 +203,9 @@ def _open_model(name: str, source: str) -> DemoModel:
         extractor = load_extractor(folder)
     except ModelNotAvailable as err:  # ModelFolderError too: a folder that is not a (safe) clinx model
         raise DemoInputError(str(err)) from None
-    record_file = folder / "training_record.json"
+    record_file = folder / TRAINING_RECORD
     task = json.loads(record_file.read_text()).get("task") if record_file.is_file() else None
-    members = len(getattr(extractor, "members", [extractor]))
-    return DemoModel(name, extractor, list(extractor.config.entity_types), task, members)
+    return DemoModel(name, extractor, extractor.entity_types, task, len(extractor.members))
 
 
 def _clean_id(name: str, taken: set[str]) -> str:

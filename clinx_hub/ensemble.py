@@ -2,22 +2,49 @@
 
 An :class:`Extractor` wraps a model folder (model + tokenizer); a :class:`ClinXEnsemble` is one
 folder with ``ensemble.json`` and its members under ``members/``. Both save, load, predict and
-evaluate the same way, and :func:`load_extractor` opens either.
+evaluate the same way, both list their ``members`` (a single model is its own one member) and
+their shared ``id2label``/``entity_types``, and :func:`load_extractor` opens either. An ensemble
+has no model of its own: ask its ``members`` for theirs.
 """
 
 from __future__ import annotations
 
-import json
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 
 from .documents import Document, Span
+from .evaluation import score_documents
 from .extraction import extract_documents
-from .hub import ENSEMBLE_FILE, MEMBERS_DIR, ModelFolderError, ensemble_members, open_model_folder
+from .folders import ENSEMBLE_FILE, EnsembleSpec, ModelFolderError, ensemble_members, is_ensemble_folder
+from .hub import open_model_folder
+from .registration import register
 
 
-class Extractor:
+class _SpanExtractor:
+    """What one model and an ensemble share: spans for texts, their scores, and the label set."""
+
+    members: list[Extractor]
+
+    @property
+    def id2label(self) -> dict[int, str]:
+        """The tags, by id, of every member (an ensemble's members share one label set)."""
+        return dict(self.members[0].config.id2label)
+
+    @property
+    def entity_types(self) -> list[str]:
+        """Entity types in label order, without scheme prefixes (``["FECHAS", ...]``)."""
+        return list(self.members[0].config.entity_types)
+
+    def predict(self, documents: Sequence[str | Document], *, batch_size: int = 16) -> list[list[Span]]:
+        raise NotImplementedError
+
+    def evaluate(self, documents: Sequence[Document], *, batch_size: int = 16):
+        """Strict micro P/R/F1 of the predictions against the documents' gold spans."""
+        return _score(documents, self.predict(documents, batch_size=batch_size))
+
+
+class Extractor(_SpanExtractor):
     """A single CLIN-X model with its tokenizer.
 
     >>> extractor = Extractor.from_pretrained("runs/meddocan")  # doctest: +SKIP
@@ -30,18 +57,26 @@ class Extractor:
 
     @property
     def config(self):
+        """The model's ``ClinXConfig``."""
         return self.model.config
+
+    @property
+    def members(self) -> list[Extractor]:
+        """One model is its own one member."""
+        return [self]
 
     @classmethod
     def from_pretrained(cls, path: str | Path, **kwargs) -> Extractor:
         """Open one model folder (or Hub id); a folder that is not a clinx_hub model raises ModelFolderError."""
         from transformers import AutoModelForTokenClassification, AutoTokenizer
 
+        register()
         folder = open_model_folder(path, ensemble=False)
         model = AutoModelForTokenClassification.from_pretrained(folder, **{**kwargs, "use_safetensors": True})
         return cls(model, AutoTokenizer.from_pretrained(folder))
 
     def save_pretrained(self, path: str | Path) -> None:
+        register()  # the folder gets auto_map and the two model files (remote code)
         self.model.save_pretrained(path)
         self.tokenizer.save_pretrained(path)
 
@@ -54,14 +89,8 @@ class Extractor:
         """Spans for each document or text."""
         return extract_documents(self.model, self.tokenizer, documents, batch_size=batch_size)
 
-    def evaluate(self, documents: Sequence[Document], *, batch_size: int = 16):
-        """Strict micro P/R/F1 of the predictions against the documents' gold spans."""
-        return _score(documents, self.predict(documents, batch_size=batch_size))
-
 
 def _score(documents: Sequence[Document], predictions: Sequence[Sequence[Span]]):
-    from .evaluation import score_documents
-
     return score_documents(list(documents), [d.with_spans(p) for d, p in zip(documents, predictions)])
 
 
@@ -100,8 +129,11 @@ def ensemble_vote(predictions: Sequence[Sequence[Span]], min_votes: int | None =
     return sorted(kept, key=lambda s: (s.start, s.end, s.label))
 
 
-class ClinXEnsemble(Extractor):
+class ClinXEnsemble(_SpanExtractor):
     """Members trained on different random splits, voting span by span.
+
+    ``members`` are :class:`Extractor` s, one per folder under ``members/``; the ensemble has no
+    model or config of its own (its members share one label set: ``id2label``, ``entity_types``).
 
     >>> ensemble = ClinXEnsemble.from_pretrained("runs/meddocan-ensemble")  # doctest: +SKIP
     >>> ensemble.predict(["Paciente de 45 años."])  # doctest: +SKIP
@@ -116,25 +148,22 @@ class ClinXEnsemble(Extractor):
         self.members = list(members)
         self.min_votes = min_votes
         self.names = list(names) if names is not None else [str(i) for i in range(len(members))]
-        super().__init__(members[0].model, members[0].tokenizer)
 
     @classmethod
     def from_pretrained(cls, path: str | Path, **kwargs) -> ClinXEnsemble:
         path = open_model_folder(path)
-        if not (path / ENSEMBLE_FILE).is_file():
+        if not is_ensemble_folder(path):
             raise ModelFolderError(f"{path} is not an ensemble folder: no {ENSEMBLE_FILE}")
         members = ensemble_members(path)  # checked: every member inside the folder
-        spec = json.loads((path / ENSEMBLE_FILE).read_text(encoding="utf-8"))
         extractors = [Extractor.from_pretrained(folder, **kwargs) for folder in members.values()]
-        return cls(extractors, min_votes=spec.get("min_votes"), names=list(members))
+        return cls(extractors, min_votes=EnsembleSpec.read(path).min_votes, names=list(members))
 
     def save_pretrained(self, path: str | Path) -> None:
         path = Path(path)
         for name, member in zip(self.names, self.members):
-            member.save_pretrained(path / MEMBERS_DIR / name)
-        self.tokenizer.save_pretrained(path)
-        spec = {"members": self.names, "min_votes": self.min_votes, "vote": "span-level majority"}
-        (path / ENSEMBLE_FILE).write_text(json.dumps(spec, indent=2) + "\n")
+            member.save_pretrained(EnsembleSpec.member_folder(path, name))
+        self.members[0].tokenizer.save_pretrained(path)  # the members' tokenizer, at the top as well
+        EnsembleSpec(self.names, self.min_votes).write(path)
 
     def to(self, device) -> ClinXEnsemble:
         for member in self.members:
@@ -162,19 +191,19 @@ class ClinXEnsemble(Extractor):
         return _score(documents, self._vote(per_member)), [_score(documents, p) for p in per_member]
 
 
-def load_extractor(path: str | Path, **kwargs) -> Extractor:
+def load_extractor(path: str | Path, **kwargs) -> Extractor | ClinXEnsemble:
     """Open a model folder or an ensemble folder (it has ``ensemble.json``), local or on the Hub.
 
     A name that is not a local folder is a Hub id (or a CLIN-X short name, ``hub.resolve_model_name``):
     the whole repo is downloaded, ensemble members included, and opened like a local folder. A
-    folder is checked before anything in it is opened (``hub.check_model_folder``): safetensors
+    folder is checked before anything in it is opened (``folders.check_model_folder``): safetensors
     weights only, a clinx_hub config, a tokenizer, ensemble members inside the folder; what fails
-    raises :class:`clinx_hub.hub.ModelFolderError` with one line on what is wrong.
+    raises :class:`clinx_hub.folders.ModelFolderError` with one line on what is wrong.
 
     >>> load_extractor("runs/meddocan").predict(["..."])  # doctest: +SKIP
     >>> load_extractor("clinx-hub/clin-x-es-meddocan")  # doctest: +SKIP
     """
     folder = open_model_folder(path)
-    if (folder / ENSEMBLE_FILE).is_file():
+    if is_ensemble_folder(folder):
         return ClinXEnsemble.from_pretrained(folder, **kwargs)
     return Extractor.from_pretrained(folder, **kwargs)

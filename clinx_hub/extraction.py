@@ -1,6 +1,6 @@
 """Documents or raw text -> spans, the way the model was trained: same windows, same context.
 
-Windows are encoded in length-sorted batches; each document's centre emissions are stitched
+Windows are encoded in length-sorted batches (``encoding.py``); each document's centre emissions are stitched
 back into one emission sequence (every subword exactly once) and decoded with one Viterbi pass
 over the whole document, so a mention is never split where two windows meet. Confidences are
 the CRF's tag marginals (softmax probabilities without a CRF), averaged over a span's subwords.
@@ -8,36 +8,17 @@ the CRF's tag marginals (softmax probabilities without a CRF), averaged over a s
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 import torch
 
 from . import streaming
 from .documents import Document, Span
+from .encoding import document_emissions
 from .modeling_clinx import ClinXForTokenClassification
 from .sentences import split_sentences
 from .tagging import tags_to_spans
-from .windows import IGNORE_INDEX, Window, build_windows, tokenize_document
-
-
-def pad_windows(windows: Sequence[Window], pad_id: int, *, with_labels: bool) -> dict[str, torch.Tensor]:
-    """A padded batch: ``input_ids``, ``attention_mask``, ``label_mask`` (and ``labels``)."""
-    width = max(len(w.input_ids) for w in windows)
-    batch = {
-        "input_ids": torch.full((len(windows), width), pad_id, dtype=torch.long),
-        "attention_mask": torch.zeros(len(windows), width, dtype=torch.long),
-        "label_mask": torch.zeros(len(windows), width, dtype=torch.bool),
-    }
-    if with_labels:
-        batch["labels"] = torch.full((len(windows), width), IGNORE_INDEX, dtype=torch.long)
-    for row, window in enumerate(windows):
-        n = len(window.input_ids)
-        batch["input_ids"][row, :n] = torch.tensor(window.input_ids)
-        batch["attention_mask"][row, :n] = 1
-        batch["label_mask"][row, :n] = torch.tensor(window.label_mask)
-        if with_labels:
-            batch["labels"][row, :n] = torch.tensor(window.labels)
-    return batch
+from .windows import IGNORE_INDEX
 
 
 def _as_documents(texts: Sequence[str | Document]) -> list[Document]:
@@ -53,90 +34,6 @@ def _as_documents(texts: Sequence[str | Document]) -> list[Document]:
         doc_id, text = (item.id, item.text) if isinstance(item, Document) else (f"doc{i}", item)
         documents.append(Document(doc_id, text, sentences=split_sentences(text)))
     return documents
-
-
-@torch.no_grad()
-def document_emissions(
-    model: ClinXForTokenClassification,
-    tokenizer,
-    documents: Sequence[Document],
-    *,
-    batch_size: int = 16,
-) -> tuple[list, list[torch.Tensor], list[torch.Tensor]]:
-    """Per document: its tokenization, its emissions [subwords, tags] and its label mask [subwords]."""
-    config = model.config
-    first_subword = config.tagging_level == "first_subword"
-    tokenized = [tokenize_document(doc, tokenizer, first_subword=first_subword) for doc in documents]
-    windows = build_windows(
-        tokenized,
-        tokenizer,
-        max_length=config.max_window_length(),
-        context=config.context_size,
-        mode=config.context_mode,
-    )
-    emissions = [torch.zeros(len(t.input_ids), config.num_labels) for t in tokenized]
-    masks = [torch.zeros(len(t.input_ids), dtype=torch.bool) for t in tokenized]
-    for window, positions, rows in encode_windows(model, tokenizer, windows, batch_size=batch_size):
-        emissions[window.doc_index][positions] = rows
-        masks[window.doc_index][positions] = True
-    return tokenized, emissions, masks
-
-
-CPU_PADDING = 0.05
-"""On CPU a window joins a batch only if it is at most 5% longer than the batch's shortest."""
-
-
-def length_batches(lengths: Sequence[int], batch_size: int, tolerance: float | None = None) -> list[list[int]]:
-    """Indices sorted by length, in batches of at most ``batch_size``; with ``tolerance``, a batch
-    also ends before a window more than ``1 + tolerance`` times as long as its first one.
-
-    >>> length_batches([50, 10, 12, 48], 3)
-    [[1, 2, 3], [0]]
-    >>> length_batches([50, 10, 12, 48], 3, tolerance=0.05)
-    [[1], [2], [3, 0]]
-    """
-    batches: list[list[int]] = []
-    shortest = 0
-    for i in sorted(range(len(lengths)), key=lambda i: lengths[i]):
-        full = not batches or len(batches[-1]) == batch_size
-        if full or (tolerance is not None and lengths[i] > shortest * (1 + tolerance)):
-            batches.append([])
-            shortest = lengths[i]
-        batches[-1].append(i)
-    return batches
-
-
-@torch.no_grad()
-def encode_windows(
-    model: ClinXForTokenClassification, tokenizer, windows: Sequence[Window], *, batch_size: int = 16
-) -> Iterator[tuple[Window, torch.Tensor, torch.Tensor]]:
-    """Each window with its labelled document positions ``[k]`` and their emissions ``[k, tags]``.
-
-    Windows are encoded in length-sorted batches (``length_batches``; on CPU with at most
-    ``CPU_PADDING`` of padding), so they come back in that order.
-    """
-    device = next(model.parameters()).device
-    # A CPU computes padding as dearly as text, and small batches cost it little; a GPU the reverse.
-    tolerance = CPU_PADDING if device.type == "cpu" else None
-    batches = length_batches([len(w.input_ids) for w in windows], batch_size, tolerance)
-    was_training = model.training
-    model.eval()
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    try:
-        for indices in batches:
-            chunk = [windows[i] for i in indices]
-            batch = pad_windows(chunk, pad_id, with_labels=False)
-            logits = model(
-                input_ids=batch["input_ids"].to(device),
-                attention_mask=batch["attention_mask"].to(device),
-                viterbi_logits=False,  # stitching and marginals need the raw emissions
-            ).logits.float().cpu()
-            for row, window in enumerate(chunk):
-                n = len(window.positions)
-                keep = batch["label_mask"][row, :n]
-                yield window, torch.tensor(window.positions)[keep], logits[row, :n][keep]
-    finally:
-        model.train(was_training)
 
 
 DECODE_POSITIONS = 1 << 16

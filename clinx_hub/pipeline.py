@@ -31,8 +31,9 @@ from typing import Any
 from transformers import Pipeline
 
 from .documents import Document, Span
+from .ensemble import load_extractor
 from .extraction import _as_documents, extract_documents
-from .hub import MODEL_TYPE, ModelFolderError
+from .folders import MODEL_TYPE, ModelFolderError
 from .outputs import deidentify as deidentified_text
 
 TASK = "clinx-extraction"
@@ -83,10 +84,10 @@ class ClinXExtractionPipeline(Pipeline):
                 f"{self.model.name_or_path or 'the model'} is not a clinx_hub model (model_type {model_type!r}, "
                 f"not {MODEL_TYPE!r}): {TASK} needs a model trained with clinx_hub"
             )
-        # An ensemble (any clinx_hub Extractor) predicts instead of the bare model.
+        # An extractor (one model or an ensemble) predicts instead of the bare model.
         self.extractor = extractor
         if extractor is not None:
-            for member in getattr(extractor, "members", [extractor]):
+            for member in extractor.members:
                 member.model.to(self.device)
 
     def _sanitize_parameters(self, deidentify: str | None = None, **unknown):
@@ -159,11 +160,12 @@ def extraction_pipeline(path: str | Path, *, device: Any = None, **kwargs) -> Cl
     >>> extract = extraction_pipeline("runs/meddocan-ensemble")  # doctest: +SKIP
     >>> extract(["Paciente de 45 años.", "Alta el 3 de mayo."])  # doctest: +SKIP
     """
-    from .ensemble import load_extractor
-
     extractor = load_extractor(path)
+    # The base class wants one model and tokenizer: the first member's (an ensemble has no model
+    # of its own); the extractor predicts, every member voting.
+    first = extractor.members[0]
     return ClinXExtractionPipeline(
-        model=extractor.model, tokenizer=extractor.tokenizer, extractor=extractor, task=TASK, device=device, **kwargs
+        model=first.model, tokenizer=first.tokenizer, extractor=extractor, task=TASK, device=device, **kwargs
     )
 
 

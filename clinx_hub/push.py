@@ -17,13 +17,20 @@ import re
 from pathlib import Path
 from typing import Any
 
-from .hub import ModelFolderError, ensemble_members, model_folder_problems
-from .model_card import CARD_FILE, ENSEMBLE_FILE, render_model_card
+from .folders import (
+    CARD_FILE,
+    CONFIG_FILE,
+    RELEASE_EXCLUDED,
+    REMOTE_CODE_FILES,
+    ModelFolderError,
+    ensemble_members,
+    is_ensemble_folder,
+    model_folder_problems,
+)
+from .hub import hub_repo_id
+from .model_card import render_model_card
 
-REMOTE_CODE_FILES = ("configuration_clinx.py", "modeling_clinx.py")
 HUB_ID = re.compile(r"[\w.-]+(/[\w.-]+)?")
-# Resume state of an interrupted run: never part of a released model.
-EXCLUDED = ("checkpoints/*", "members_done/*", ".cache/*", "*/.cache/*", ".git/*", "*.lock")
 
 
 class PushError(RuntimeError):
@@ -50,9 +57,9 @@ def push_model(
     """
     folder = Path(model_dir)
     repo_id = hub_repo_id(repo_id)
-    check_model_folder(folder)
+    check_release_folder(folder)
     extra = {}
-    if (folder / ENSEMBLE_FILE).is_file():
+    if is_ensemble_folder(folder):
         # transformers looks for remote code at the repo root even when loading with subfolder=
         # ("members/<name>"): the ensemble's repo gets a copy of its first member's two files.
         first = model_folders(folder)[0]
@@ -64,7 +71,7 @@ def push_model(
             f"{folder} has its own {CARD_FILE}, which is pushed as it is: {', '.join(sorted(card_fields))} would not "
             f"reach the card; write them into {CARD_FILE}, or move it away to have the card rendered with them"
         )
-    message = commit_message or f"Upload {'ensemble' if (folder / ENSEMBLE_FILE).is_file() else 'model'} with clinx_hub"
+    message = commit_message or f"Upload {'ensemble' if is_ensemble_folder(folder) else 'model'} with clinx_hub"
     return _push(folder, repo_id, "model", private=private, token=token, message=message, extra=extra)
 
 
@@ -89,24 +96,9 @@ def push_dataset(
     )
 
 
-def hub_repo_id(name: str) -> str:
-    """A CLIN-X short name (``clin-x-es-meddocan``) gets the default organisation, as loading does.
-
-    >>> hub_repo_id("clin-x-es-meddocan")
-    'clinx-hub/clin-x-es-meddocan'
-    >>> hub_repo_id("me/my-model")
-    'me/my-model'
-    """
-    from .hub import DEFAULT_ORGANISATION
-
-    if "/" not in name and name.startswith(("clin-x-es-", "clin-x-en-")):
-        return f"{DEFAULT_ORGANISATION}/{name}"
-    return name
-
-
 def model_folders(model_dir: Path) -> list[Path]:
     """The folders that hold a model: the folder itself, or each member of an ensemble (inside it)."""
-    if (model_dir / ENSEMBLE_FILE).is_file():
+    if is_ensemble_folder(model_dir):
         try:
             return list(ensemble_members(model_dir).values())
         except ModelFolderError as error:
@@ -114,7 +106,7 @@ def model_folders(model_dir: Path) -> list[Path]:
     return [model_dir]
 
 
-def check_model_folder(model_dir: Path) -> None:
+def check_release_folder(model_dir: Path) -> None:
     """Fail with the list of what is wrong before anything is sent.
 
     Each model folder must open in clinx_hub (``hub.model_folder_problems``: a clinx config,
@@ -133,7 +125,7 @@ def check_model_folder(model_dir: Path) -> None:
                 f"missing {', '.join(missing_code)} in {where} (plain transformers needs them to load the model with "
                 "trust_remote_code=True; saving the model again with clinx_hub imported writes them)"
             )
-        problems += [f"{where}: {problem}" for problem in config_path_problems(folder / "config.json")]
+        problems += [f"{where}: {problem}" for problem in config_path_problems(folder / CONFIG_FILE)]
     if problems:
         raise PushError(f"{model_dir} cannot be pushed: " + "; ".join(problems))
 
@@ -186,7 +178,7 @@ def folder_files(folder: Path) -> list[str]:
     paths = []
     for path in sorted(folder.rglob("*")):
         relative = path.relative_to(folder).as_posix()
-        if path.is_file() and not any(fnmatch.fnmatch(relative, pattern) for pattern in EXCLUDED):
+        if path.is_file() and not any(fnmatch.fnmatch(relative, pattern) for pattern in RELEASE_EXCLUDED):
             paths.append(relative)
     return paths
 

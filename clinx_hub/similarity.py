@@ -37,7 +37,8 @@ from transformers import AutoConfig, AutoModel, AutoModelForTokenClassification,
 
 from .configuration_clinx import ClinXConfig
 from .documents import Document
-from .extraction import pad_windows
+from .encoding import window_states
+from .registration import register
 from .windows import SpecialTokens, TokenizedDocument, build_windows, tokenize_document
 
 logger = logging.getLogger(__name__)
@@ -137,32 +138,13 @@ def _subword_features(
         w for w in build_windows(docs, tokenizer, max_length=max_length, context=context, mode=mode)
         if w.centre[0] < keep[w.doc_index]
     ]
-    device = next(encoder.parameters()).device
-    hidden = encoder.config.hidden_size
-    features = [torch.zeros(k, hidden) for k in keep]
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    was_training = encoder.training
-    encoder.eval()
-    try:
-        with torch.no_grad():
-            for start in range(0, len(windows), batch_size):
-                batch = windows[start : start + batch_size]
-                inputs = pad_windows(batch, pad, with_labels=False)
-                out = encoder(
-                    input_ids=inputs["input_ids"].to(device),
-                    attention_mask=inputs["attention_mask"].to(device),
-                    output_hidden_states=layer != -1,
-                    return_dict=True,
-                )
-                states = out.last_hidden_state if layer == -1 else out.hidden_states[layer]
-                for row, window in zip(states.float().cpu(), batch):
-                    # Every centre subword, tagged or not (a bare "▁" has features too).
-                    first, last = window.centre
-                    for i, position in enumerate(window.positions):
-                        if first <= position < last and position < keep[window.doc_index]:
-                            features[window.doc_index][position] = row[i]
-    finally:
-        encoder.train(was_training)
+    features = [torch.zeros(k, encoder.config.hidden_size) for k in keep]
+    for window, states in window_states(encoder, tokenizer, windows, layer=layer, batch_size=batch_size):
+        # Every centre subword, tagged or not (a bare "▁" has features too).
+        first, last = window.centre
+        for i, position in enumerate(window.positions):
+            if first <= position < last and position < keep[window.doc_index]:
+                features[window.doc_index][position] = states[i]
     return features
 
 
@@ -251,7 +233,7 @@ def load_encoder(path: str | Path) -> tuple[PreTrainedModel, object]:
 
     >>> model, tokenizer = load_encoder("PlanTL-GOB-ES/roberta-base-biomedical-clinical-es")  # doctest: +SKIP
     """
-    # clinx_hub's __init__ (imported with this module) registered "clinx" with the Auto classes.
+    register()  # "clinx" folders open with the Auto classes
     if AutoConfig.from_pretrained(path).model_type == ClinXConfig.model_type:
         model = AutoModelForTokenClassification.from_pretrained(path)
     else:

@@ -10,8 +10,8 @@ is the same as for a short note, done piece by piece:
    whole document; a centre is kept only once the buffer reaches a full window past its start,
    so the cuts do not depend on where the pieces ended.
 3. The windows of a round of centres are encoded; their emissions go, in order, into an
-   online Viterbi (exact: :class:`~clinx_hub.modeling_clinx.StreamingViterbi`) and an online
-   forward-backward (:class:`~clinx_hub.modeling_clinx.StreamingMarginals`).
+   online Viterbi (exact: :class:`~clinx_hub.streaming_crf.StreamingViterbi`) and an online
+   forward-backward (:class:`~clinx_hub.streaming_crf.StreamingMarginals`).
 4. Final tags become spans as soon as an ``O`` closes them; buffered subwords no window or span
    needs any more are dropped.
 
@@ -27,11 +27,9 @@ from collections.abc import Iterator
 import torch
 
 from .documents import Document, Span
-from .modeling_clinx import (
-    ClinXForTokenClassification,
-    StreamingMarginals,
-    StreamingViterbi,
-)
+from .encoding import encode_windows
+from .modeling_clinx import ClinXForTokenClassification
+from .streaming_crf import StreamingMarginals, StreamingViterbi
 from .tagging import tags_to_spans
 from .windows import (
     SpecialTokens,
@@ -178,8 +176,6 @@ def extract_long(
 
     >>> extract_long(model, tokenizer, Document("note", text, sentences=split_sentences(text)))  # doctest: +SKIP
     """
-    from .extraction import encode_windows
-
     config = model.config
     first_subword = config.tagging_level == "first_subword"
     special = SpecialTokens(tokenizer)

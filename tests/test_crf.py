@@ -74,7 +74,7 @@ def test_matches_pytorch_crf_given_the_same_constraints_as_a_mask(entity_types: 
 def brute_force(crf: LinearChainCRF, emissions: torch.Tensor) -> tuple[torch.Tensor, list[int], torch.Tensor]:
     """log Z, best path and marginals of one sequence by enumerating every allowed path."""
     length, num_tags = emissions.shape
-    transitions, start, end = crf._scores(emissions.device)
+    transitions, start, end = crf.constrained_scores(emissions.device)
     scores, paths = [], []
     for path in itertools.product(range(num_tags), repeat=length):
         score = start[path[0]] + end[path[-1]] + sum(emissions[t, path[t]] for t in range(length))
@@ -150,7 +150,7 @@ def test_decoded_paths_never_contain_a_forbidden_transition(scheme: str) -> None
     crf = LinearChainCRF(len(labels), allowed, allowed_start, allowed_end)
     generator = torch.Generator().manual_seed(7)
     checked = 0
-    for trial in range(30):
+    for _ in range(30):
         # Wild emissions and transitions that favour forbidden moves make violations likely
         # for any decoder that does not enforce the constraints.
         with torch.no_grad():
@@ -233,6 +233,6 @@ def test_extreme_emissions_fall_back_to_log_space() -> None:
     mask = torch.ones(1, 3, dtype=torch.bool)
     index, prefix, lengths = compact_positions(mask)
     log_z = crf._log_partition(emissions, prefix, lengths)
-    expected = crf._log_partition_logspace(emissions, prefix, lengths, *crf._scores(emissions.device))
+    expected = crf._log_partition_logspace(emissions, prefix, lengths, *crf.constrained_scores(emissions.device))
     assert torch.isfinite(log_z).all()
     torch.testing.assert_close(log_z, expected)

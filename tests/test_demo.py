@@ -35,7 +35,8 @@ from clinx_hub.demo import (  # noqa: E402
     parse_models,
     warm_up,
 )
-from clinx_hub.ensemble import ENSEMBLE_FILE, MEMBERS_DIR, load_extractor  # noqa: E402
+from clinx_hub.ensemble import load_extractor  # noqa: E402
+from clinx_hub.folders import ENSEMBLE_FILE, MEMBERS_DIR  # noqa: E402
 from clinx_hub.formats.brat import format_ann  # noqa: E402
 from clinx_hub.outputs import deidentify, highlighted, jsonl_lines  # noqa: E402
 from clinx_hub.synthetic import SYNTHETIC_LABELS, example_notes  # noqa: E402

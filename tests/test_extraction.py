@@ -1,4 +1,4 @@
-"""Batching of encoder windows (extraction.length_batches) and what prediction feeds the encoder."""
+"""Batching of encoder windows (encoding.length_batches) and what prediction feeds the encoder."""
 
 from __future__ import annotations
 
@@ -6,9 +6,11 @@ import random
 
 from transformers import AutoTokenizer
 
-from clinx_hub import ClinXForTokenClassification, Document, Span, scheme_labels
-from clinx_hub.extraction import extract_documents, length_batches
+from clinx_hub import ClinXForTokenClassification, Document, Span
+from clinx_hub.encoding import length_batches
+from clinx_hub.extraction import extract_documents
 from clinx_hub.sentences import split_sentences
+from clinx_hub.tagging import scheme_labels
 
 
 def test_batches_cover_every_window_once_sorted_by_length() -> None:

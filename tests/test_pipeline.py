@@ -10,10 +10,10 @@ from conftest import note
 from transformers import AutoModelForTokenClassification, AutoTokenizer, pipeline
 
 import clinx_hub  # noqa: F401  (registers the task)
-from clinx_hub import ClinXForTokenClassification, scheme_labels
+from clinx_hub import ClinXForTokenClassification
 from clinx_hub.extraction import extract_documents
 from clinx_hub.outputs import deidentify
-from clinx_hub.tagging import tag_positions
+from clinx_hub.tagging import scheme_labels, tag_positions
 from clinx_hub.windows import build_windows, tokenize_document
 
 LABELS = scheme_labels(["NOMBRE", "LUGAR"], "bioes")
@@ -108,7 +108,7 @@ def test_deidentify_returns_the_masked_text(extractor, loaded, mode: str) -> Non
 
 
 def test_a_plain_encoder_is_refused_not_given_a_random_head(tiny_backbone_dir: Path) -> None:
-    from clinx_hub.hub import ModelFolderError
+    from clinx_hub.folders import ModelFolderError
     from clinx_hub.pipeline import extraction_pipeline
 
     with pytest.raises(ModelFolderError, match=r"is not a clinx_hub model \(model_type 'xlm-roberta', not 'clinx'\)"):

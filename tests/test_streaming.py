@@ -9,18 +9,15 @@ import pytest
 import torch
 from conftest import note
 
-from clinx_hub import ClinXForTokenClassification, scheme_labels, streaming
+from clinx_hub import ClinXForTokenClassification, streaming
 from clinx_hub.documents import Document
 from clinx_hub.extraction import _extract_group, extract_documents
-from clinx_hub.modeling_clinx import (
-    LinearChainCRF,
-    StreamingMarginals,
-    StreamingViterbi,
-    scheme_constraints,
-)
+from clinx_hub.modeling_clinx import LinearChainCRF, scheme_constraints
 from clinx_hub.sentences import split_sentences
 from clinx_hub.streaming import _SubwordBuffer, extract_long, text_pieces
+from clinx_hub.streaming_crf import StreamingMarginals, StreamingViterbi
 from clinx_hub.synthetic import synthetic_documents
+from clinx_hub.tagging import scheme_labels
 from clinx_hub.windows import tokenize_document
 
 LABELS = scheme_labels(["NOMBRE", "LUGAR"], "bioes")
