@@ -158,6 +158,31 @@ def command_line(script: str, argv: list[str] | None) -> str:
     return threads_prefix() + " ".join([f"python benchmarks/{script}", *(sys.argv[1:] if argv is None else argv)])
 
 
+def load_average() -> str:
+    """The 1, 5 and 15-minute load averages, as a figure's context on a shared machine."""
+    return " ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+def run_meta(script: str, argv: list[str] | None, hardware: str, load_start: str, **extra) -> dict:
+    """What every small benchmark records beside its rows: date, hardware, command, load before and after."""
+    return {
+        "date": datetime.datetime.now().isoformat(timespec="minutes"),
+        "hardware": hardware,
+        "command": command_line(script, argv),
+        "load_start": load_start,
+        "load_end": load_average(),
+        **extra,
+    }
+
+
+def write_results(out: Path, table: str, meta: dict, rows: list[dict]) -> None:
+    """``OUT.md`` (the table, as printed) and ``OUT.json`` (``meta`` and ``rows``)."""
+    print(table)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".md").write_text(table, encoding="utf-8")
+    out.with_suffix(".json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n", encoding="utf-8")
+
+
 def ensemble_splits(name: str) -> int:
     """How many members an experiment trains (1: a single model)."""
     return EXPERIMENTS[name][1].get("splits", 1)
@@ -200,7 +225,10 @@ def run(
     resumed: bool = False,
 ) -> dict | None:
     """Train and score one experiment (or only the given members of an ensemble: then None)."""
-    from clinx_hub.training import TRAINING_RECORD, default_arguments, score_task_model, train_task
+    from clinx_hub.folders import TRAINING_RECORD
+    from clinx_hub.recipe import score_task_model, train_task
+    from clinx_hub.records import TrainingRecord
+    from clinx_hub.training_args import default_arguments
 
     result_path = RESULTS / f"{name}.json"
     if result_path.is_file():
@@ -218,13 +246,14 @@ def run(
     if members is None and (out / TRAINING_RECORD).is_file():
         # Trained already (the record is written last); only the scoring was cut short.
         print(f"{name}: trained already, scoring {out}", flush=True)
-        record = score_task_model(task, CORPORA, out, args.device)
+        scored = score_task_model(task, CORPORA, out, args.device)
     else:
-        record = train_task(task, CORPORA, str(minilm_folder()), out, args)
+        scored = train_task(task, CORPORA, str(minilm_folder()), out, args)
     if members is not None:
-        print(f"{name}: members {record['members']}", flush=True)
+        print(f"{name}: members {scored['members']}", flush=True)
         return None
-    evaluation = record.get("evaluation", {})
+    record = TrainingRecord.from_json(scored)
+    evaluation = record.evaluation or {}
     result = {
         "experiment": name,
         "task": task,
@@ -240,13 +269,17 @@ def run(
         "member_median_f1": evaluation.get("member_median_f1"),
         "members": [
             {
-                **{k: m.get(k) for k in ("fold", "best_eval_f1", "epochs_run", "train_seconds", "train_documents")},
+                "fold": m.fold,
+                "best_eval_f1": m.best_eval_f1,
+                "epochs_run": m.epochs_run,
+                "train_seconds": m.train_seconds,
+                "train_documents": m.train_documents,
                 # The held-out curve, to see whether a schedule had converged.
-                "held_out_f1_by_epoch": [round(e["eval_f1"], 4) for e in m.get("evaluations", [])],
+                "held_out_f1_by_epoch": [round(e["eval_f1"], 4) for e in m.evaluations],
             }
-            for m in record["members"]
+            for m in record.members
         ],
-        "hardware": record["hardware"],
+        "hardware": record.hardware,
         "wall_seconds": round(time.time() - started, 1),
         # True: resumed from an earlier run's checkpoints or members; wall_seconds is the last run's.
         "resumed": resumed,
@@ -265,7 +298,7 @@ def table() -> str:
         "Strict micro P/R/F1 on each task's report split. Backbone: MiniLM-L6 (22.7M parameters), on the hardware named per row;",
         "the paper's Table 7 (CLIN-X, XLM-R-large, 5-member ensembles) is given for reference only.",
         "",
-        "| experiment | task | split | P | R | F1 | paper F1 | median member F1 | members (best held-out F1) | epochs | learning rate (head), other settings | wall | hardware | date |",
+        "| experiment | task | split | P | R | F1 | paper F1 | median member F1 | members (best held-out F1) | epochs | learning rate (head), other settings | wall | hardware | date |",  # noqa: E501 - a markdown table line
         "|---|---|---|---:|---:|---:|---:|---:|---|---:|---|---:|---|---|",
     ]
     for name in EXPERIMENTS:
@@ -292,7 +325,7 @@ def table() -> str:
         lines.append(
             f"| {name} | {r['task']} | {r['report_split']} | {micro.get('precision', 0) * 100:.1f}"
             f" | {micro.get('recall', 0) * 100:.1f} | {micro.get('f1', 0) * 100:.1f}"
-            f" | {PAPER_TABLE_7.get(r['task'], '')} | {median} | {members} | {epochs} | {rate} | {r['wall_seconds'] / 60:.0f} min{' (resumed)' if r.get('resumed') else ''}"
+            f" | {PAPER_TABLE_7.get(r['task'], '')} | {median} | {members} | {epochs} | {rate} | {r['wall_seconds'] / 60:.0f} min{' (resumed)' if r.get('resumed') else ''}"  # noqa: E501 - a markdown table line
             f" | {r['hardware']} | {r['date']} |"
         )
     lines += [
@@ -302,7 +335,7 @@ def table() -> str:
         "give the classifier and CRF 10 times the encoder's rate (an encoder rate of 2e-4, head 2e-3,",
         "collapsed to all-O in the first epoch, with and without the CRF). `pharmaconer-single-10-epochs`",
         "differs from `pharmaconer-single` in its schedule alone (10 epochs, early stopping after 2 without gain).",
-        "At 3 epochs BIO beat BIOES on PharmaCoNER (BIOES 67.0 and 67.5 over two seeds), unlike the paper; every other ablation lost F1.",
+        "At 3 epochs BIO beat BIOES on PharmaCoNER (BIOES 67.0 and 67.5 over two seeds), unlike the paper; every other ablation lost F1.",  # noqa: E501 - a markdown table line
         "`pharmaconer-all` trains one model on all 500 training documents (none held out) for the same 3 epochs and",
         "keeps the last: it beat the 5-member ensemble (72.4 against 69.4), unlike the paper's Table 4. Each member",
         "and the single rows train on 400 documents, so All also gets 25% more steps, and at 3 epochs more steps",
@@ -323,7 +356,7 @@ def table() -> str:
         "",
         "Hardware: CPU rows ran on the project's 2-core machine; H200 rows ran on a lent GPU through",
         "`benchmarks/device/accuracy.sh`, six experiments side by side on one card (the 10-epoch row alone),",
-        "so their wall times are shared. At 3 epochs the two are close: the GPU ensemble's members scored 66.9-69.7 on PharmaCoNER dev",
+        "so their wall times are shared. At 3 epochs the two are close: the GPU ensemble's members scored 66.9-69.7 on PharmaCoNER dev",  # noqa: E501 - a markdown table line
         "alone (median 67.7) against 67.0 for the CPU single model. 'median member F1' is each ensemble",
         "member scored alone on the report split; 'members' gives their best F1 on their own held-out fold.",
         "",

@@ -30,7 +30,7 @@ from accuracy import CORPORA, command_line
 from clinx_hub.corpora import get_task, load_task
 from clinx_hub.ensemble import load_extractor
 from clinx_hub.evaluation import paired_bootstrap, score_documents
-from clinx_hub.training import hardware
+from clinx_hub.run_state import hardware
 
 RESULTS = Path(__file__).resolve().parent / "results" / "compare"
 

@@ -24,8 +24,8 @@ import torch
 from torchcrf import CRF
 
 from clinx_hub.modeling_clinx import LinearChainCRF, scheme_constraints
+from clinx_hub.run_state import hardware
 from clinx_hub.tagging import scheme_labels
-from clinx_hub.training import hardware
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

@@ -16,11 +16,13 @@ the same batch size:
 
 Subwords/s divide the notes' subwords (tokenized once, without special tokens) by wall time;
 encoder positions are counted by a hook on the encoder (``attention_mask.sum()``, so padding is
-not counted; "with padding" counts every position the encoder computed). Modes run interleaved, ``--repeats`` rounds, the fastest round counting: on a
-shared machine the load changes from minute to minute. A second part runs one long note (test
-notes concatenated) of 250k, 500k and 1M characters, each in a fresh subprocess, and reports time
-and peak RSS (notes over ``streaming.STREAM_CHARS`` take the piece-by-piece path); ``--long-random-encoder`` replaces the encoder there by random hidden states, to
-measure everything else of extraction at sizes the real encoder makes slow on a small CPU.
+not counted; "with padding" counts every position the encoder computed). Modes run interleaved,
+``--repeats`` rounds, the fastest round counting: on a shared machine the load changes from minute
+to minute. A second part runs one long note (test notes concatenated) of 250k, 500k and 1M
+characters, each in a fresh subprocess, and reports time and peak RSS (notes over
+``streaming.STREAM_CHARS`` take the piece-by-piece path); ``--long-random-encoder`` replaces the
+encoder there by random hidden states, to measure everything else of extraction at sizes the real
+encoder makes slow on a small CPU.
 
 On an oversubscribed CPU give ``--threads 1``: the CRF's many tiny per-position operations
 slowed down more than tenfold with 2 threads competing for busy cores.
@@ -56,8 +58,9 @@ def fresh_model(seed: int = 0):
     """MiniLM encoder + a fresh emission layer and CRF over MEDDOCAN's BIOES tags."""
     from transformers import AutoTokenizer
 
-    from clinx_hub import ClinXForTokenClassification, scheme_labels
+    from clinx_hub import ClinXForTokenClassification
     from clinx_hub.corpora import get_task
+    from clinx_hub.tagging import scheme_labels
 
     torch.manual_seed(seed)
     folder = backbone_folder()
@@ -313,7 +316,7 @@ def main(argv: list[str] | None = None) -> int:
     (args.out.parent / "long-note.txt").unlink(missing_ok=True)
     load_end = " ".join(f"{x:.1f}" for x in os.getloadavg())
     model, _ = fresh_model()
-    from clinx_hub.training import hardware
+    from clinx_hub.run_state import hardware
 
     meta = {
         "date": datetime.datetime.now().isoformat(timespec="minutes"),

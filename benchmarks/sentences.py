@@ -16,9 +16,7 @@ once per size up to ``--before-max-mb``, and checks that both give the same sent
 from __future__ import annotations
 
 import argparse
-import datetime
 import importlib.util
-import json
 import os
 import platform
 import subprocess
@@ -29,7 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 # benchmarks/ is on sys.path when this script runs.
-from accuracy import ROOT, command_line
+from accuracy import ROOT, load_average, run_meta, write_results
 
 from clinx_hub.sentences import split_sentences
 from clinx_hub.synthetic import synthetic_documents
@@ -151,23 +149,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     before = revision_splitter(args.before) if args.before else None
-    load_start = " ".join(f"{x:.1f}" for x in os.getloadavg())
+    load_start = load_average()
     rows = bench(args.sizes, args.repeats, before, args.before_max_mb)
-    meta = {
-        "date": datetime.datetime.now().isoformat(timespec="minutes"),
-        "hardware": hardware(),
-        "command": command_line("sentences.py", argv),
-        "load_start": load_start,
-        "load_end": " ".join(f"{x:.1f}" for x in os.getloadavg()),
-        "repeats": args.repeats,
-        "before": args.before,
-    }
-    table = render(rows, meta)
-    print(table)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".md").write_text(table, encoding="utf-8")
-    record = json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n"
-    args.out.with_suffix(".json").write_text(record, encoding="utf-8")
+    meta = run_meta("sentences.py", argv, hardware(), load_start, repeats=args.repeats, before=args.before)
+    write_results(args.out, render(rows, meta), meta, rows)
     return 0
 
 

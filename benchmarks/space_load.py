@@ -45,6 +45,8 @@ from pathlib import Path
 # benchmarks/ is on sys.path when this script runs.
 from accuracy import command_line
 
+from clinx_hub.folders import CONFIG_FILE, EnsembleSpec, is_ensemble_folder
+
 RESULTS = Path(__file__).resolve().parent / "results"
 LANES = {"on": {}, "off": {"CLINX_DEMO_SHORT_CHARS": "0"}}
 """The app's environment for each run of part 2: lanes as shipped, or one line (the queue before)."""
@@ -92,14 +94,15 @@ def running_demo(model: str, env: dict[str, str] | None = None):
 
 def small_model(folder: Path) -> Path:
     """The quickstart's small random encoder with a fresh CLIN-X head over the synthetic labels (built once)."""
-    if (folder / "config.json").is_file():
+    if (folder / CONFIG_FILE).is_file():
         return folder
     import torch
     from transformers import AutoTokenizer
 
-    from clinx_hub import ClinXForTokenClassification, scheme_labels
+    from clinx_hub import ClinXForTokenClassification
     from clinx_hub.quickstart import build_small_encoder
     from clinx_hub.synthetic import SYNTHETIC_LABELS
+    from clinx_hub.tagging import scheme_labels
 
     encoder = build_small_encoder(folder.parent / "small-encoder")
     torch.manual_seed(0)
@@ -257,7 +260,8 @@ def short_behind_long(
         **latency_summary(during),
         "short_all": latency_summary([latency for _, _, latency in shorts if latency is not None]),
         "short_samples": [  # (seconds after the long ones were sent, latency); None: an error
-            [round(at, 2), None if latency is None else round(latency, 3)] for _, at, latency in sorted(shorts, key=lambda s: s[1])
+            [round(at, 2), None if latency is None else round(latency, 3)]
+            for _, at, latency in sorted(shorts, key=lambda s: s[1])
         ],
         "errors": len(errors),
         "error_examples": sorted(set(errors))[:5],
@@ -338,7 +342,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     from clinx_hub.demo import build_demo
-    from clinx_hub.training import hardware
+    from clinx_hub.run_state import hardware
 
     model, work = args.model, None
     if model == "small":
@@ -357,8 +361,7 @@ def main(argv: list[str] | None = None) -> None:
                 short_chars=args.short_chars, short_every=args.short_every, timeout=args.timeout,
             )
     model_dir = Path(model)
-    ensemble = model_dir / "ensemble.json"
-    kind = f"ensemble of {len(json.loads(ensemble.read_text())['members'])}" if ensemble.is_file() else "single model"
+    kind = f"ensemble of {len(EnsembleSpec.read(model_dir).members)}" if is_ensemble_folder(model_dir) else "single model"
     if args.model == "small":
         kind += "; `small`: build_small_encoder's 4-layer BERT, hidden 128, random CLIN-X head"
     note = args.machine_note or (

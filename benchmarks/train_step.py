@@ -30,8 +30,9 @@ from accuracy import command_line, minilm_folder
 
 from clinx_hub.corpora import get_task
 from clinx_hub.modeling_clinx import ClinXForTokenClassification
+from clinx_hub.recipe import set_attention_dropout
+from clinx_hub.run_state import hardware
 from clinx_hub.tagging import scheme_labels
-from clinx_hub.training import hardware, set_attention_dropout
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -78,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = {"encoder's own (0.1)": None, "attention dropout 0": 0.0}
     steps = {name: make_step(p, args.batch, args.length, args.context, args.device) for name, p in settings.items()}
     times: dict[str, list[float]] = {name: [] for name in settings}
-    for name, (_, step) in steps.items():
+    for _, step in steps.values():
         step()  # warm-up
     for _ in range(args.rounds):  # alternating, so that both see the same machine state
         for name, (_, step) in steps.items():

@@ -12,8 +12,9 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from clinx_hub.folders import ModelNotAvailable
 from clinx_hub.formats.base import CorpusFormatError
-from clinx_hub.hub import ModelNotAvailable
+from clinx_hub.outputs import OutputFolderError
 from clinx_hub.windows import UnknownLabelError
 
 
@@ -146,40 +147,15 @@ def add_similarity_command(commands: argparse._SubParsersAction) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
+    from clinx_hub.folders import CHECKPOINTS_DIR, TRAINING_RECORD
     from clinx_hub.hub import available_model
-    from clinx_hub.training import (
-        TRAINING_RECORD,
-        TrainingSetupError,
-        default_arguments,
-        span_finding_lines,
-        train_task,
-    )
+    from clinx_hub.method import method_overrides
+    from clinx_hub.recipe import span_finding_lines, train_task
+    from clinx_hub.training_args import TrainingSetupError, default_arguments
 
     # Settings are checked first: nothing is looked up or loaded for a run that cannot train.
     try:
-        arguments = default_arguments(
-            Path(args.out) / "checkpoints",
-            num_train_epochs=args.epochs,
-            learning_rate=args.lr,
-            head_learning_rate=args.head_lr,
-            warmup_steps=args.warmup,
-            per_device_train_batch_size=args.batch_size,
-            per_device_eval_batch_size=args.batch_size,
-            seed=args.seed,
-            splits=args.splits,
-            members=args.members,
-            context_size=args.context,
-            context_mode=args.context_mode,
-            label_scheme=args.scheme,
-            use_crf=not args.no_crf,
-            tagging_level="first_subword" if args.word_level else "subword",
-            window_length=args.window_length,
-            first_n=args.first_n,
-            init_from=args.init_from,
-            early_stopping_patience=args.patience,
-            holdout=not args.no_holdout,
-            attention_dropout=args.attention_dropout,
-        )
+        arguments = default_arguments(Path(args.out) / CHECKPOINTS_DIR, **method_overrides(args))
     except ValueError as err:  # settings that cannot train or go together: --epochs 0, --no-holdout --splits 2
         print(f"clinx: error: {err}", file=sys.stderr)
         return 2
@@ -220,7 +196,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     from clinx_hub.ensemble import load_extractor
     from clinx_hub.formats.brat import brat_paths, write_brat
     from clinx_hub.hub import available_model
-    from clinx_hub.outputs import OutputFolderError, prepare_output_folder
+    from clinx_hub.outputs import prepare_output_folder
 
     model = available_model(args.model)
     data_dir = Path(args.data_dir)
@@ -232,11 +208,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         inputs = [path for paths in layout.values() for path in paths] or [root]
         out = Path(args.pred_out)
         files = [path for d in documents for path in brat_paths(d.id, out)]
-        try:
-            prepare_output_folder(out, files, inputs=inputs, overwrite=args.overwrite)
-        except OutputFolderError as err:
-            print(f"clinx: error: {err}", file=sys.stderr)
-            return 2
+        prepare_output_folder(out, files, inputs=inputs, overwrite=args.overwrite)
     extractor = load_extractor(model)
     predictions = extractor.predict(documents, batch_size=args.batch_size)
     from clinx_hub.evaluation import score_documents
@@ -273,7 +245,7 @@ def _predict(args: argparse.Namespace) -> int:
     from clinx_hub.formats.base import write_text_atomic
     from clinx_hub.formats.brat import brat_paths, write_brat
     from clinx_hub.hub import available_model
-    from clinx_hub.outputs import OutputFolderError, jsonl_lines, prepare_output_folder
+    from clinx_hub.outputs import jsonl_lines, prepare_output_folder
 
     model = available_model(args.model)
     source = Path(args.input)
@@ -283,11 +255,7 @@ def _predict(args: argparse.Namespace) -> int:
     files = [path for d in documents for path in brat_paths(d.id, out)] if args.format == "brat" else [jsonl]
     inputs = [source, *(Path(d.metadata["source"]) for d in documents)]
     # Before the model loads: a wrong --out must fail now, not after every note is done.
-    try:
-        prepare_output_folder(out, files, inputs=inputs, overwrite=args.overwrite)
-    except OutputFolderError as err:
-        print(f"clinx: error: {err}", file=sys.stderr)
-        return 2
+    prepare_output_folder(out, files, inputs=inputs, overwrite=args.overwrite)
     extractor = load_extractor(model)
     predictions = extractor.predict(documents, batch_size=args.batch_size)
     if args.format == "brat":
@@ -302,46 +270,15 @@ def _predict(args: argparse.Namespace) -> int:
 def add_model_commands(commands: argparse._SubParsersAction) -> None:
     """``clinx train``, ``clinx evaluate`` and ``clinx predict``."""
     from clinx_hub.corpora import task_names
+    from clinx_hub.method import add_method_flags
 
     train = commands.add_parser("train", help="train one model or a random-split ensemble the CLIN-X way")
     train.add_argument("task", choices=task_names())
     train.add_argument("--data-dir", required=True, help="the corpus folder as distributed, or a folder of BRAT files")
     train.add_argument("--model", required=True, help="backbone: a local folder, a Hub id, clin-x-es or clin-x-en")
     train.add_argument("--out", required=True, help="folder for the trained model (or ensemble)")
-    train.add_argument("--splits", type=int, default=1, help="N>1 trains an N-member random-split ensemble")
-    train.add_argument(
-        "--members", type=int, nargs="+", default=None, metavar="I",
-        help="train only these ensemble members (0 to N-1), e.g. one per GPU side by side; then run once more"
-        " without --members to assemble the ensemble from the finished ones",
-    )
-    train.add_argument("--epochs", type=float, default=20)
-    train.add_argument("--lr", type=float, default=2e-5, help="learning rate (small encoders want more)")
-    train.add_argument(
-        "--head-lr", type=float, default=None, help="learning rate of the classifier and CRF (default: --lr)"
-    )
-    train.add_argument("--warmup", type=float, default=0, help="warmup steps, or a fraction of all steps if < 1")
-    train.add_argument("--batch-size", type=int, default=16)
-    train.add_argument(
-        "--attention-dropout", type=float, default=None,
-        help="dropout on attention probabilities while training (default: the encoder's own, 0.1 for BERT/XLM-R);"
-        " 0 makes CPU training steps about 2x faster (benchmarks/train_step.py)",
-    )
-    train.add_argument("--context", type=int, default=100, help="subwords of context on each side")
-    train.add_argument("--context-mode", choices=["window", "sentence"], default="window")
-    train.add_argument("--window-length", type=int, default=512, help="encoder positions per window")
-    train.add_argument("--scheme", choices=["bioes", "bio"], default="bioes")
-    train.add_argument("--no-crf", action="store_true", help="softmax head instead of the CRF (ablation)")
-    train.add_argument("--word-level", action="store_true", help="tag first subwords of words only (ablation)")
-    train.add_argument("--first-n", type=int, default=None, help="train on the first N sentences only")
-    train.add_argument("--init-from", default=None, help="a trained clinx_hub model to start from (transfer)")
-    train.add_argument("--patience", type=int, default=3, help="evaluations without F1 gain before stopping")
-    train.add_argument(
-        "--no-holdout",
-        action="store_true",
-        help="one model on every training document (validation included) for --epochs, last epoch kept: "
-        "no early stopping (the paper's 'All' row); not with --splits > 1",
-    )
-    train.add_argument("--seed", type=int, default=42)
+    # The method's and the Trainer's flags, from their one declaration (clinx_hub/method.py; torch-free).
+    add_method_flags(train)
     train.add_argument(
         "--overwrite", action="store_true",
         help="replace what an earlier run left in --out (a finished model or ensemble, or an unfinished one);"
@@ -489,7 +426,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.handler(args)
-    except (CorpusFormatError, FileExistsError, ModelNotAvailable, UnknownLabelError) as err:
+    except (CorpusFormatError, FileExistsError, ModelNotAvailable, OutputFolderError, UnknownLabelError) as err:
         print(f"clinx: error: {err}", file=sys.stderr)
         return 2
 

@@ -14,12 +14,18 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from .folders import CHECKPOINTS_DIR, CONFIG_FILE
+
 DEFAULT_OUT = Path("runs") / "quickstart"
 
 
-@dataclass
+@dataclass(frozen=True)
 class QuickstartSettings:
-    """Sized to finish in a few minutes on 2 CPU cores with MiniLM."""
+    """How big the main job is; the defaults finish in a few minutes on 2 CPU cores with MiniLM.
+
+    >>> QuickstartSettings().splits, QuickstartSettings(train_notes=9, epochs=1).train_notes
+    (3, 9)
+    """
 
     train_notes: int = 30
     dev_notes: int = 6
@@ -31,6 +37,10 @@ class QuickstartSettings:
     window_length: int = 256
     context: int = 32
     seed: int = 0
+
+
+# What `quickstart()` and `clinx quickstart` run when given no settings.
+DEFAULT_SETTINGS = QuickstartSettings()
 
 
 def default_backbone(work: Path) -> str:
@@ -49,7 +59,7 @@ def build_small_encoder(folder: Path, *, seed: int = 0) -> str:
 
     from .synthetic import synthetic_documents
 
-    if (folder / "config.json").is_file():
+    if (folder / CONFIG_FILE).is_file():
         return str(folder)
     texts = [d.text for language in ("es", "en") for d in synthetic_documents(200, language=language, seed=seed + 1)]
     tokenizer = Tokenizer(models.WordPiece(unk_token="[UNK]"))
@@ -92,10 +102,11 @@ def quickstart(
     >>> record = quickstart(Path("runs/quickstart"))  # doctest: +SKIP
     >>> record["evaluation"]["micro"]["f1"]  # doctest: +SKIP
     """
+    from .recipe import train_task
     from .synthetic import write_synthetic_corpus
-    from .training import default_arguments, train_task
+    from .training_args import default_arguments
 
-    settings = settings or QuickstartSettings()
+    settings = settings or DEFAULT_SETTINGS
     out = Path(out)
     if data_dir is None:
         data_dir = write_synthetic_corpus(
@@ -106,7 +117,7 @@ def quickstart(
     backbone = model or default_backbone(out)
     print(f"backbone: {backbone}")
     args = default_arguments(
-        out / "model" / "checkpoints",
+        out / "model" / CHECKPOINTS_DIR,
         num_train_epochs=settings.epochs,
         learning_rate=settings.learning_rate,
         per_device_train_batch_size=settings.batch_size,

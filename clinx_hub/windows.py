@@ -102,7 +102,7 @@ def tokenize_document(
         # the first subword that begins at or after each sentence start
         pending = sorted(starts)
         i = 0
-        for position, (start, end) in enumerate(offsets):
+        for position, (start, _end) in enumerate(offsets):
             while i < len(pending) and pending[i] <= start:
                 sentence_starts.add(position)
                 i += 1

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+from hub_server import local_hub  # noqa: F401  (the loopback Hub fixture, for every test module)
 
 CORPORA = Path(os.environ.get("CLINX_CORPORA", Path(__file__).resolve().parents[1].parent / "shared" / "corpora"))
 
@@ -99,6 +100,32 @@ def tiny_backbone_dir(tmp_path_factory: pytest.TempPathFactory, tiny_tokenizer_d
     for item in tiny_tokenizer_dir.iterdir():
         shutil.copy(item, folder / item.name)
     return folder
+
+
+# The suite's quickstart: the recipe of `clinx quickstart` (a 3-member random-split ensemble on
+# synthetic notes, trained, scored, its summary printed, a folder the demo opens) at a size that
+# trains in seconds on the tiny encoder. The full-size default runs behind the `slow` marker.
+SMALL_QUICKSTART = dict(
+    train_notes=9, dev_notes=2, test_notes=4, splits=3, epochs=1, batch_size=8, window_length=64, context=8
+)
+
+
+@pytest.fixture(scope="session")
+def small_quickstart(tmp_path_factory: pytest.TempPathFactory, tiny_backbone_dir: Path) -> tuple[Path, str]:
+    """``clinx quickstart --model TINY`` with ``SMALL_QUICKSTART``: its output folder and what it printed."""
+    import contextlib
+    import importlib
+    import io
+
+    from clinx_hub.cli import main
+
+    quickstart = importlib.import_module("clinx_hub.quickstart")
+    out = tmp_path_factory.mktemp("quickstart")
+    printed = io.StringIO()
+    with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(printed):
+        patch.setattr(quickstart, "DEFAULT_SETTINGS", quickstart.QuickstartSettings(**SMALL_QUICKSTART))
+        assert main(["quickstart", "--out", str(out), "--model", str(tiny_backbone_dir)]) == 0
+    return out, printed.getvalue()
 
 
 def note(doc_id: str, sentences: int, offset: int = 0):

@@ -13,9 +13,7 @@ shard right after its LFS pre-upload and so cannot send it inline. Xet is never 
 and path and says that this server does not implement it, and is recorded in
 ``LocalHub.unknown_requests``.
 
-Use it from another test module through the ``local_hub`` fixture::
-
-    from hub_server import local_hub  # noqa: F401  (pytest finds the fixture by name)
+Use it from any test module through the ``local_hub`` fixture (``conftest.py`` imports it)::
 
     def test_push(local_hub):
         HfApi().create_repo("clinx/demo")             # in-process client: already redirected

@@ -69,3 +69,22 @@ def test_compare_scores_both_models_and_writes_the_bootstrap(tmp_path, monkeypat
     assert result["bootstrap"]["samples"] == 300 and result["bootstrap"]["a_better_share"] > 0.9
     assert "ahead in" in (tmp_path / "x.md").read_text()
     assert result["command"].endswith("python benchmarks/compare.py good poor pharmaconer --samples 300 --name x --device cpu")
+
+
+def test_startup_benchmark_scores_its_invented_notes_and_times_both_trees(tmp_path, monkeypatch):
+    startup = _script("startup", monkeypatch)
+    gold, pred = startup.invented_brat(tmp_path / "brat")
+    from clinx_hub.evaluation import score_folders
+
+    # Offsets match the invented text (the scorer reads them), and the prediction misses one span.
+    assert (score_folders(gold, pred).micro.tp, score_folders(gold, pred).micro.fn) == (2, 1)
+    runs = startup.commands(gold, pred, collect=False)
+    assert list(runs) == [
+        "clinx --help", "clinx score --gold G --pred P", "clinx data stats brat --data-dir G",
+        "import clinx_hub", "import clinx_hub.documents",
+    ]
+    calls = []
+    monkeypatch.setattr(startup, "timed", lambda argv, tree, scratch: calls.append(tree.name) or len(calls))
+    rows = startup.bench({"before": tmp_path / "before", "after": tmp_path / "after"}, {"x": []}, 3, tmp_path)
+    assert calls == ["before", "after", "after", "before", "before", "after"]  # interleaved
+    assert (rows[0]["before_seconds"], rows[0]["after_seconds"]) == (4, 3)

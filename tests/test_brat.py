@@ -127,7 +127,10 @@ def test_shifted_span_is_kept_and_reported_with_its_line(tmp_path):
 
 def test_empty_ann_and_duplicated_span_are_kept(tmp_path):
     write_pair(tmp_path, "a", "Sin hallazgos.", "")
-    write_pair(tmp_path, "b", "Carcinoma", "T1\tM 0 9\tCarcinoma\n#1\tAnnotatorNotes T1\t8010/3\nT2\tM 0 9\tCarcinoma\n#2\tAnnotatorNotes T2\t8010/6\n")
+    write_pair(
+        tmp_path, "b", "Carcinoma",
+        "T1\tM 0 9\tCarcinoma\n#1\tAnnotatorNotes T1\t8010/3\nT2\tM 0 9\tCarcinoma\n#2\tAnnotatorNotes T2\t8010/6\n",
+    )
     empty, twice = read_brat_folder(tmp_path)
     assert empty.spans == [] and empty.id == "a"
     assert [(s.key, s.codes) for s in twice.spans] == [(("M", 0, 9), ("8010/3",)), (("M", 0, 9), ("8010/6",))]

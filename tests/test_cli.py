@@ -40,7 +40,9 @@ def test_train_writes_a_model_and_scores_the_report_split(trained: Path, capsys)
     assert {"config.json", "model.safetensors", "modeling_clinx.py", "tokenizer.json"} <= {p.name for p in trained.iterdir()}
 
 
-def test_too_few_documents_for_the_folds_is_a_clear_error(synthetic_dir: Path, tiny_backbone_dir: Path, tmp_path: Path, capsys) -> None:
+def test_too_few_documents_for_the_folds_is_a_clear_error(
+    synthetic_dir: Path, tiny_backbone_dir: Path, tmp_path: Path, capsys
+) -> None:
     # The first 3 sentences come from one or two notes: not enough for 3 folds.
     assert main(["train", "brat", "--data-dir", str(synthetic_dir), "--model", str(tiny_backbone_dir),
                  "--out", str(tmp_path / "m"), *TINY, "--splits", "3", "--first-n", "3"]) == 2
@@ -150,24 +152,37 @@ def test_labels_outside_the_task_are_a_clear_error(synthetic_dir: Path, tiny_bac
     assert "not in the model's label set" in capsys.readouterr().err
 
 
-def test_quickstart_trains_and_scores_a_small_ensemble(tiny_backbone_dir: Path, tmp_path: Path, capsys) -> None:
-    assert main(["quickstart", "--out", str(tmp_path), "--model", str(tiny_backbone_dir)]) == 0
-    printed = capsys.readouterr().out
-    assert "strict micro F1 on 15 test notes" in printed and "3-member ensemble" in printed
-    assert f"clinx demo --model {tmp_path / 'model'}" in printed
-    assert (tmp_path / "model" / "ensemble.json").is_file() and len(list((tmp_path / "model" / "members").iterdir())) == 3
-    record = json.loads((tmp_path / "quickstart.json").read_text())
+def _check_quickstart(out: Path, printed: str, test_notes: int) -> None:
+    """What `clinx quickstart` must leave: a scored 3-member ensemble, the summary, no note text in the record."""
+    assert f"strict micro F1 on {test_notes} test notes" in printed and "3-member ensemble" in printed
+    assert f"clinx demo --model {out / 'model'}" in printed
+    assert (out / "model" / "ensemble.json").is_file() and len(list((out / "model" / "members").iterdir())) == 3
+    record = json.loads((out / "quickstart.json").read_text())
     assert record["splits"] == 3 and record["evaluation"]["micro"]["support"] > 0
     median = record["evaluation"]["member_median_f1"]
     assert len(record["evaluation"]["members"]) == 3 and f"members alone score a median F1 of {median * 100:.1f}" in printed
-    notes = [p.read_text(encoding="utf-8") for p in (tmp_path / "data" / "train").glob("*.txt")]
-    record_text = (tmp_path / "quickstart.json").read_text()
+    notes = [p.read_text(encoding="utf-8") for p in (out / "data" / "train").glob("*.txt")]
+    record_text = (out / "quickstart.json").read_text()
     assert not any(sentence in record_text for text in notes for sentence in text.split(". ") if len(sentence) > 20)
+
+
+def test_quickstart_trains_and_scores_a_small_ensemble(small_quickstart: tuple[Path, str]) -> None:
+    from conftest import SMALL_QUICKSTART
+
+    out, printed = small_quickstart
+    _check_quickstart(out, printed, test_notes=SMALL_QUICKSTART["test_notes"])
+
+
+@pytest.mark.slow
+def test_quickstart_at_its_full_default_size(tiny_backbone_dir: Path, tmp_path: Path, capsys) -> None:
+    assert main(["quickstart", "--out", str(tmp_path), "--model", str(tiny_backbone_dir)]) == 0
+    _check_quickstart(tmp_path, capsys.readouterr().out, test_notes=15)
 
 
 def test_available_model_accepts_model_and_ensemble_folders(trained: Path, tmp_path: Path) -> None:
     from clinx_hub.ensemble import ClinXEnsemble, load_extractor
-    from clinx_hub.hub import ModelNotAvailable, available_model
+    from clinx_hub.folders import ModelNotAvailable
+    from clinx_hub.hub import available_model
 
     single = load_extractor(trained)
     ClinXEnsemble([single, single]).save_pretrained(tmp_path / "ensemble")
@@ -183,8 +198,9 @@ def untrained(tmp_path_factory: pytest.TempPathFactory, tiny_backbone_dir: Path)
     """A tiny untrained model folder and a two-member ensemble of it (enough to test what opens)."""
     from transformers import AutoTokenizer
 
-    from clinx_hub import ClinXForTokenClassification, scheme_labels
+    from clinx_hub import ClinXForTokenClassification
     from clinx_hub.ensemble import ClinXEnsemble, Extractor
+    from clinx_hub.tagging import scheme_labels
 
     root = tmp_path_factory.mktemp("untrained")
     model = ClinXForTokenClassification.from_backbone(str(tiny_backbone_dir), scheme_labels(["X"]), window_length=64)
@@ -238,7 +254,7 @@ def test_a_folder_that_cannot_open_safely_is_one_line_naming_it(
     kind: str, reason: str, untrained: Path, tmp_path: Path, capsys
 ) -> None:
     from clinx_hub.ensemble import load_extractor
-    from clinx_hub.hub import ModelFolderError
+    from clinx_hub.folders import ModelFolderError
 
     folder = _broken(kind, untrained, tmp_path)
     (tmp_path / "note.txt").write_text("Paciente Juan en Madrid.", encoding="utf-8")
@@ -413,7 +429,7 @@ def test_train_says_which_spans_it_leaves_out_and_never_replaces_another_run(
     out = tmp_path / "model"
     command = ["train", "brat", "--data-dir", str(tmp_path / "data"), "--model", str(tiny_backbone_dir),
                "--out", str(out), *TINY, "--epochs", "1"]
-    with caplog.at_level("WARNING", logger="clinx_hub.training"):
+    with caplog.at_level("WARNING", logger="clinx_hub.recipe"):
         assert main(command) == 0
     lines = [
         "1 crossing span (overlapping another span) cannot be tagged flat and is left out of training"
@@ -421,7 +437,7 @@ def test_train_says_which_spans_it_leaves_out_and_never_replaces_another_run(
         "1 nested span cannot be tagged flat and is left out of training (see training_record.json)",
     ]
     # At the start of training, in the log, and at the end, in what the command prints.
-    assert [r.getMessage() for r in caplog.records if r.name == "clinx_hub.training"] == lines
+    assert [r.getMessage() for r in caplog.records if r.name == "clinx_hub.recipe"] == lines
     printed = capsys.readouterr().out
     assert all(line in printed for line in lines) and "García" not in printed
     record = json.loads((out / "training_record.json").read_text())

@@ -198,7 +198,8 @@ def test_score_folders_reads_ann_only_predictions(folders):
 def test_a_byte_order_mark_in_an_ann_file_hides_no_span(folders):
     gold, pred = folders
     # An editor on Windows may save the .ann with a BOM and CRLF: its first T line still counts.
-    for folder, lines in ((gold, "T1\tSINTOMA 13 19\tfiebre\r\nT2\tSINTOMA 27 30\ttos\r\n"), (pred, "T1\tSINTOMA 13 19\tfiebre\r\n")):
+    gold_lines, pred_lines = "T1\tSINTOMA 13 19\tfiebre\r\nT2\tSINTOMA 27 30\ttos\r\n", "T1\tSINTOMA 13 19\tfiebre\r\n"
+    for folder, lines in ((gold, gold_lines), (pred, pred_lines)):
         (folder / "d1.ann").write_text("\ufeff" + lines, encoding="utf-8")
     result = score_folders(gold, pred)
     assert counts(result.micro) == (1, 1, 2)

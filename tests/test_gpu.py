@@ -15,9 +15,11 @@ import torch
 from conftest import note
 from test_model import LABELS, make_batch, make_config
 
-from clinx_hub import ClinXForTokenClassification, scheme_labels
+from clinx_hub import ClinXForTokenClassification
 from clinx_hub.ensemble import load_extractor
-from clinx_hub.training import default_arguments, train_recipe
+from clinx_hub.recipe import train_recipe
+from clinx_hub.tagging import scheme_labels
+from clinx_hub.training_args import default_arguments
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 

@@ -133,7 +133,8 @@ def test_a_cards_licence_is_the_tasks_or_the_users_never_another_tasks(tmp_path,
     metadata, body = card_metadata(out)
     assert metadata["license"] == "other" and "license_name" not in metadata and "license_link" not in metadata
     assert "n2c2" not in body and "- Licence: other, not named by the task" in body
-    assert main(["data", "convert", "brat", "--data-dir", str(notes), "--out", str(tmp_path / "cc"), "--license", "cc-by-4.0"]) == 0
+    given = ["--license", "cc-by-4.0"]
+    assert main(["data", "convert", "brat", "--data-dir", str(notes), "--out", str(tmp_path / "cc"), *given]) == 0
     metadata, body = card_metadata(tmp_path / "cc")
     assert metadata["license"] == "cc-by-4.0" and "license_name" not in metadata
     assert "- Licence: cc-by-4.0 (given at conversion; the task's own: other)" in body

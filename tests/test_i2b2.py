@@ -112,7 +112,10 @@ def test_2010_line_token_references_give_character_spans_across_lines(tmp_path):
     ("con", "message"),
     [
         ('c="x" 9:0 9:0||t="test"\n', r"r\.con:1: refers to line 9, but the text has 5 lines"),
-        ('c="aspirin" 3:4 3:4||t="treatment"\nc="x" 3:12 3:12||t="test"\n', r"r\.con:2: refers to token 12 of line 3, which has 9 tokens"),
+        (
+            'c="aspirin" 3:4 3:4||t="treatment"\nc="x" 3:12 3:12||t="test"\n',
+            r"r\.con:2: refers to token 12 of line 3, which has 9 tokens",
+        ),
         ('c="aspirin" 3:4||t="treatment"\n', r"r\.con:1: malformed concept line"),
         ('c="x" 3:4 3:2||t="test"\n', r"r\.con:1: concept ends \(3:2\) before it starts"),
     ],
@@ -153,7 +156,9 @@ def test_2012_events_and_timexes_with_an_unescaped_ampersand(tmp_path):
     ]
     assert [(f.reason, f.location) for f in events.findings] == [(REPAIRED_XML, f"{path}:10")]
     timexes = read_i2b2_2012(path, tags=("TIMEX3",))
-    assert [(s.label, s.codes) for s in timexes.spans] == [("DATE", ("2099-03-02",)), ("FREQUENCY", ("RPT2D",)), ("DURATION", ("P3D",))]
+    assert [(s.label, s.codes) for s in timexes.spans] == [
+        ("DATE", ("2099-03-02",)), ("FREQUENCY", ("RPT2D",)), ("DURATION", ("P3D",))
+    ]
     assert timexes.text.startswith("\nAdmission")  # the CDATA's leading newline is what offsets count
 
 

@@ -13,8 +13,9 @@ import torch
 from conftest import tiny_encoder_config
 from transformers import AutoConfig, AutoModel, AutoModelForTokenClassification
 
-from clinx_hub import ClinXConfig, ClinXForTokenClassification, Span, scheme_labels, spans_to_tags
+from clinx_hub import ClinXConfig, ClinXForTokenClassification, Span
 from clinx_hub.modeling_clinx import scheme_constraints
+from clinx_hub.tagging import scheme_labels, spans_to_tags
 
 LABELS = scheme_labels(["FECHAS", "EDAD"], "bioes")
 TEXTS = [
@@ -76,7 +77,7 @@ def test_tiny_models_train_and_loss_falls(kind: str, use_crf: bool, tiny_tokeniz
 
 
 def test_trained_model_decodes_the_training_spans(tiny_tokenizer) -> None:
-    from clinx_hub import tags_to_spans
+    from clinx_hub.tagging import tags_to_spans
 
     torch.manual_seed(0)
     model = ClinXForTokenClassification(make_config("xlm-roberta"))

@@ -15,7 +15,7 @@ import pytest
 import torch
 import yaml
 from conftest import note
-from hub_server import LocalHub, local_hub  # noqa: F401  (local_hub is a fixture)
+from hub_server import LocalHub
 
 from clinx_hub.cli import main
 from clinx_hub.ensemble import ClinXEnsemble, Extractor, load_extractor
@@ -24,9 +24,10 @@ from clinx_hub.hub_datasets import convert
 from clinx_hub.model_card import ClinXCardData, render_model_card, save_model_card
 from clinx_hub.modeling_clinx import ClinXForTokenClassification
 from clinx_hub.push import PushError, push_dataset, push_model
+from clinx_hub.recipe import train_task
 from clinx_hub.synthetic import write_synthetic_corpus
 from clinx_hub.tagging import scheme_labels
-from clinx_hub.training import default_arguments, train_task
+from clinx_hub.training_args import default_arguments
 
 TYPES = ["NOMBRE", "LUGAR"]
 SECTIONS = (
@@ -62,7 +63,9 @@ def ensemble_dir(tmp_path_factory: pytest.TempPathFactory, tiny_backbone_dir: Pa
     members = []
     for seed in (1, 2):
         torch.manual_seed(seed)
-        model = ClinXForTokenClassification.from_backbone(str(tiny_backbone_dir), scheme_labels(TYPES), context_size=8, window_length=64)
+        model = ClinXForTokenClassification.from_backbone(
+            str(tiny_backbone_dir), scheme_labels(TYPES), context_size=8, window_length=64
+        )
         members.append(Extractor(model.eval(), tiny_tokenizer))
     out = tmp_path_factory.mktemp("ensemble")
     ClinXEnsemble(members, names=["a", "b"]).save_pretrained(out)
@@ -79,7 +82,8 @@ def dataset_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def snapshot(folder: Path) -> dict[str, str]:
     """Every file under ``folder`` with its content hash: equal snapshots mean a byte-identical folder."""
-    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()}
+    files = (p for p in sorted(folder.rglob("*")) if p.is_file())
+    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
 
 
 def front_matter(card: str) -> tuple[dict, str]:
@@ -144,7 +148,9 @@ tokenizer = AutoTokenizer.from_pretrained("clinx/tiny-notes")
 inputs = tokenizer(expected["texts"], return_tensors="pt", padding=True)
 assert torch.equal(inputs["input_ids"], expected["input_ids"])
 assert torch.equal(model.decode(inputs["input_ids"], inputs["attention_mask"]), expected["paths"])
-member = AutoModelForTokenClassification.from_pretrained("clinx/tiny-ensemble", subfolder="members/b", trust_remote_code=True).eval()
+member = AutoModelForTokenClassification.from_pretrained(
+    "clinx/tiny-ensemble", subfolder="members/b", trust_remote_code=True
+).eval()
 assert torch.equal(member.decode(inputs["input_ids"], inputs["attention_mask"]), expected["member_paths"])
 rows = json.loads(open(sys.argv[2]).read())
 for config, splits in rows.items():
@@ -209,7 +215,9 @@ def test_push_model_ensemble_and_dataset_then_load_them_back(
     assert local_hub.unknown_requests == []
 
 
-def test_missing_remote_code_fails_before_anything_is_sent(local_hub: LocalHub, ensemble_dir: Path, tmp_path: Path, capsys) -> None:
+def test_missing_remote_code_fails_before_anything_is_sent(
+    local_hub: LocalHub, ensemble_dir: Path, tmp_path: Path, capsys
+) -> None:
     import shutil
 
     folder = shutil.copytree(ensemble_dir, tmp_path / "broken")
@@ -292,7 +300,8 @@ def test_saved_configs_hold_no_local_path_and_push_refuses_one(
     data["encoder"]["_name_or_path"] = "/home/someone/encoders/xlmr"  # as clinx_hub 0.1 saved it
     config.write_text(json.dumps(data))
     before = snapshot(folder)
-    with pytest.raises(PushError, match=r"members/a: config.json holds a path of this machine \(encoder._name_or_path: '/home/someone"):
+    held = r"members/a: config.json holds a path of this machine \(encoder._name_or_path: '/home/someone"
+    with pytest.raises(PushError, match=held):
         push_model(folder, "clinx/leaky")
     assert snapshot(folder) == before and ("model", "clinx/leaky") not in local_hub.store.repos
 

@@ -31,7 +31,8 @@ def test_no_ends_a_sentence_unless_a_number_follows():
 
 def test_headings_and_list_items_without_final_punctuation_are_sentences():
     text = "ANAMNESIS\nMujer de 67 años\n- HTA\n- DM tipo 2\n1. Ingreso. 2. Alta\n\nEXPLORACIÓN"
-    assert sentences_of(text) == ["ANAMNESIS", "Mujer de 67 años", "- HTA", "- DM tipo 2", "1. Ingreso.", "2. Alta", "EXPLORACIÓN"]
+    expected = ["ANAMNESIS", "Mujer de 67 años", "- HTA", "- DM tipo 2", "1. Ingreso.", "2. Alta", "EXPLORACIÓN"]
+    assert sentences_of(text) == expected
 
 
 def test_a_line_enumerator_does_not_end_a_sentence_but_a_final_number_does():

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 from conftest import unigram_tokenizer
 
-from clinx_hub import Span, scheme_labels, spans_to_tags, tags_to_spans
+from clinx_hub import Span
 from clinx_hub.modeling_clinx import scheme_constraints
+from clinx_hub.tagging import scheme_labels, spans_to_tags, tags_to_spans
 
 # "Dolor abdominal en Madrid" cut into subwords by hand: Do|lor ab|dominal en Ma|drid
 TEXT = "Dolor abdominal en Madrid"

@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
+from conftest import note
 
-from clinx_hub import Document, Span, scheme_labels
+from clinx_hub import Document, Span
 from clinx_hub.modeling_clinx import scheme_constraints
 from clinx_hub.sentences import split_sentences
-from conftest import note
+from clinx_hub.tagging import scheme_labels
 from clinx_hub.windows import SpecialTokens, build_windows, centres, tokenize_document
 
 LABELS = scheme_labels(["NOMBRE", "LUGAR"])
