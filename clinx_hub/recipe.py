@@ -21,7 +21,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForTokenClassification, AutoTokenizer, EarlyStoppingCallback
+from transformers import AutoModelForTokenClassification, AutoTokenizer
 from transformers.trainer_utils import get_last_checkpoint
 
 from .documents import Document
@@ -44,7 +44,7 @@ from .run_state import (
     run_settings,
 )
 from .tagging import scheme_labels
-from .trainer import HEAD_MODULES, ClinXTrainer, TrainingTime
+from .trainer import HEAD_MODULES, ClinXTrainer, EarlyStoppingAfterFirstGain, TrainingTime
 from .training_args import ClinXTrainingArguments, TrainingSetupError
 from .windows import SpecialTokens, tokenize_document
 
@@ -178,7 +178,7 @@ def train_one(
     clock = TrainingTime.resuming(last)
     callbacks = [clock]
     if eval_documents and args.load_best_model_at_end:
-        callbacks.append(EarlyStoppingCallback(early_stopping_patience=args.early_stopping_patience))
+        callbacks.append(EarlyStoppingAfterFirstGain(early_stopping_patience=args.early_stopping_patience))
     check_run_settings(args, train_documents, eval_documents, resuming=last is not None)
     trainer = ClinXTrainer(model, args, tokenizer, train_documents, eval_documents, callbacks=callbacks)
     trainer.train(resume_from_checkpoint=last)

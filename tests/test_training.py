@@ -615,3 +615,35 @@ def test_evaluate_scores_the_eval_dataset_it_is_given(tiny_backbone_dir: Path, n
     # Windows without their documents cannot be scored as spans: refused, never silently ignored.
     with pytest.raises(TypeError, match="strict span F1 on documents"):
         trainer.evaluate(eval_dataset=WindowDataset(trainer.eval_dataset.windows))
+
+
+def _stopped_after(callback, f1s: list[float]) -> int | None:
+    """Feed held-out F1 values to an early-stopping callback as the Trainer does; the evaluation it stops at."""
+    from types import SimpleNamespace
+
+    from transformers import TrainerControl
+
+    args = SimpleNamespace(metric_for_best_model="f1", greater_is_better=True)
+    state, control = SimpleNamespace(best_metric=None), TrainerControl()
+    for evaluation, f1 in enumerate(f1s, 1):
+        callback.on_evaluate(args, state, control, metrics={"eval_f1": f1})
+        state.best_metric = f1 if state.best_metric is None else max(state.best_metric, f1)
+        if control.should_training_stop:
+            return evaluation
+    return None
+
+
+def test_patience_counts_from_the_first_evaluation_above_zero() -> None:
+    """A low-resource run at F1 0 for its first epochs is not stopped for it (transformers' callback would)."""
+    from transformers import EarlyStoppingCallback
+
+    from clinx_hub.trainer import EarlyStoppingAfterFirstGain
+
+    slow_start = [0.0, 0.0, 0.0, 0.0, 0.12, 0.30, 0.29, 0.30, 0.25]
+    assert _stopped_after(EarlyStoppingCallback(early_stopping_patience=2), slow_start) == 3
+    assert _stopped_after(EarlyStoppingAfterFirstGain(early_stopping_patience=2), slow_start) == 8
+    assert _stopped_after(EarlyStoppingAfterFirstGain(early_stopping_patience=2), [0.0] * 20) is None
+    # Once above 0 it is transformers' rule: 2 evaluations without gain stop the run.
+    trained = [0.5, 0.6, 0.6, 0.55]
+    assert _stopped_after(EarlyStoppingAfterFirstGain(early_stopping_patience=2), trained) == 4
+    assert _stopped_after(EarlyStoppingCallback(early_stopping_patience=2), trained) == 4
