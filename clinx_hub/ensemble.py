@@ -17,7 +17,7 @@ from .documents import Document, Span
 from .evaluation import score_documents
 from .extraction import extract_documents
 from .folders import ENSEMBLE_FILE, EnsembleSpec, ModelFolderError, ensemble_members, is_ensemble_folder
-from .hub import open_model_folder
+from .hub import local_model_folder, open_model_folder
 from .registration import register
 
 
@@ -203,7 +203,7 @@ def load_extractor(path: str | Path, **kwargs) -> Extractor | ClinXEnsemble:
     >>> load_extractor("runs/meddocan").predict(["..."])  # doctest: +SKIP
     >>> load_extractor("clinx-hub/clin-x-es-meddocan")  # doctest: +SKIP
     """
-    folder = open_model_folder(path)
-    if is_ensemble_folder(folder):
-        return ClinXEnsemble.from_pretrained(folder, **kwargs)
-    return Extractor.from_pretrained(folder, **kwargs)
+    # Each class checks the folder it opens: checking it here too read every member's files twice.
+    folder = local_model_folder(path)
+    opener = ClinXEnsemble if is_ensemble_folder(folder) else Extractor
+    return opener.from_pretrained(folder, **kwargs)

@@ -119,10 +119,13 @@ def open_model_folder(name: str | Path, *, ensemble: bool = True) -> Path:
     >>> open_model_folder("runs/meddocan")  # doctest: +SKIP
     PosixPath('runs/meddocan')
     """
+    return check_model_folder(local_model_folder(name), ensemble=ensemble)
+
+
+def local_model_folder(name: str | Path) -> Path:
+    """``name`` itself when it exists here, else the snapshot of the Hub repo it names (not checked)."""
     folder = Path(name).expanduser()
-    if not folder.exists():
-        folder = download_model(str(name))
-    return check_model_folder(folder, ensemble=ensemble)
+    return folder if folder.exists() else download_model(str(name))
 
 
 def _download_first(repo_id: str) -> None:
