@@ -1,7 +1,8 @@
 """Convert a task into a Hub-native dataset folder: parquet per split and config, plus a dataset card.
 
-Two configs: ``documents`` (text, every gold span with codes, sentence offsets) and ``sentences``
-(word tokens with IOB2 tags from the spans a flat tagger can represent). The folder loads offline
+Two configs: ``documents`` (text, every gold span with codes, sentence offsets, and the same spans
+as BigBio KB ``entities``) and ``sentences`` (word tokens with IOB2 tags from the spans a flat
+tagger can represent). The folder loads offline
 with ``datasets.load_dataset(folder, config)`` and can be pushed to the Hub as it is. The card
 holds statistics, licence and citation, never document text.
 """
@@ -27,6 +28,21 @@ CONFIGS = ("documents", "sentences")
 LICENSE_NAMES = {
     task: "n2c2-data-use-agreement" for task in ("i2b2-2006", "i2b2-2010", "i2b2-2012-c", "i2b2-2012-t", "i2b2-2014")
 }
+CODE_SYSTEMS = {"cantemist": "ICD-O-3"}
+"""The code system of a task's AnnotatorNotes codes (BigBio's ``db_name``); a BRAT ``N`` line names its own."""
+SIZE_CATEGORIES = ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"))
+
+
+def size_category(documents: int) -> str:
+    """The Hub's ``size_categories`` value for a number of rows (here: documents, the default config's rows).
+
+    >>> size_category(1000), size_category(999)
+    ('1K<n<10K', 'n<1K')
+    """
+    for limit, name in SIZE_CATEGORIES:
+        if documents < limit:
+            return name
+    return "1M<n<10M"
 
 
 def license_fields(task: Task, license: str | None = None) -> dict[str, str]:
@@ -65,10 +81,17 @@ def _features(config: str, tags: list[str]):  # noqa: ANN202 - datasets.Features
             "text": Value("string"), "codes": List(Value("string")),
             "fragments": List({"start": Value("int32"), "end": Value("int32")}),
         }
+        entity = {  # BigBio KB's entity, field for field
+            "id": Value("string"), "type": Value("string"), "text": List(Value("string")),
+            "offsets": List(List(Value("int32"))),
+            "normalized": List({"db_name": Value("string"), "db_id": Value("string")}),
+        }
         return Features({
             "id": Value("string"),
+            "document_id": Value("string"),
             "text": Value("string"),
             "spans": List(span),
+            "entities": List(entity),
             "sentences": List({"start": Value("int32"), "end": Value("int32")}),
         })
     return Features({
@@ -84,25 +107,39 @@ def _features(config: str, tags: list[str]):  # noqa: ANN202 - datasets.Features
     })
 
 
-def document_rows(documents: list[Document]) -> list[dict]:
-    """Rows of the ``documents`` config; span ids are prefixed with the document id to be unique."""
-    return [
-        {
-            "id": doc.id,
-            "text": doc.text,
-            "spans": [
-                {
-                    "id": f"{doc.id}-{span.id}" if span.id else "",
-                    "label": span.label, "start": span.start, "end": span.end, "text": span.text,
-                    "codes": list(span.codes),
-                    "fragments": [{"start": s, "end": e} for s, e in span.fragments],
-                }
-                for span in doc.spans
-            ],
+def document_rows(documents: list[Document], code_system: str = "") -> list[dict]:
+    """Rows of the ``documents`` config; span ids are prefixed with the document id to be unique.
+
+    ``entities`` holds each span as BigBio KB does: ``type``, ``offsets`` (one ``[start, end]`` per
+    fragment), ``text`` (the document's text at each offset) and ``normalized`` codes.
+    """
+    rows = []
+    for doc in documents:
+        spans, entities = [], []
+        for span in doc.spans:
+            span_id = f"{doc.id}-{span.id}" if span.id else ""
+            pieces = list(span.fragments) or [(span.start, span.end)]
+            spans.append({
+                "id": span_id, "label": span.label, "start": span.start, "end": span.end, "text": span.text,
+                "codes": list(span.codes), "fragments": [{"start": s, "end": e} for s, e in span.fragments],
+            })
+            entities.append({
+                "id": span_id, "type": span.label, "text": [doc.text[s:e] for s, e in pieces],
+                "offsets": [[s, e] for s, e in pieces], "normalized": [_normalized(c, code_system) for c in span.codes],
+            })
+        rows.append({
+            "id": doc.id, "document_id": doc.id, "text": doc.text, "spans": spans, "entities": entities,
             "sentences": [{"start": s, "end": e} for s, e in doc.sentences],
-        }
-        for doc in documents
-    ]
+        })
+    return rows
+
+
+def _normalized(code: str, code_system: str) -> dict[str, str]:
+    # A BRAT N line reads "resource:reference"; an AnnotatorNotes code is in the task's code system.
+    resource, colon, reference = code.partition(":")
+    if colon and resource and reference and not code_system:
+        return {"db_name": resource, "db_id": reference}
+    return {"db_name": code_system, "db_id": code}
 
 
 def sentence_rows(documents: list[Document]) -> list[dict]:
@@ -152,7 +189,8 @@ def convert(task_name: str, data_dir: Path, out: Path, *, overwrite: bool = Fals
         for row in sentences:
             row["ner_tags"] = [tag_ids[tag] for tag in row["ner_tags"]]
         stats[split]["tokens"] = sum(len(row["tokens"]) for row in sentences)
-        for config, rows in (("documents", document_rows(documents)), ("sentences", sentences)):
+        documents_rows = document_rows(documents, CODE_SYSTEMS.get(task.name, ""))
+        for config, rows in (("documents", documents_rows), ("sentences", sentences)):
             folder = out / config
             folder.mkdir(parents=True, exist_ok=True)
             # Written with pyarrow directly (Dataset.from_list encodes row by row, 10x slower); the
@@ -184,6 +222,9 @@ def dataset_card(
         "language": [task.language],
         **licence,
         "pretty_name": f"{task.name} (clinx_hub)",
+        "size_categories": [size_category(sum(stats[split]["documents"] for split in splits))],
+        # The corpus as its organisers distribute it, converted here (not derived from another Hub dataset).
+        "source_datasets": ["original"],
         "task_categories": ["token-classification"],
         "task_ids": ["named-entity-recognition"],
         "tags": ["clinical", "clin-x", "clinx_hub"],
@@ -219,8 +260,9 @@ def dataset_card(
         "",
         "## Configs",
         "",
-        "- `documents`: `id`, `text`, `spans` (id, label, start, end, text, codes, fragments; character offsets"
-        " with `end` exclusive, a byte-order mark counting as character 0) and `sentences` (start, end).",
+        "- `documents` (the default; one row per document): `id`, `text`, `spans` (id, label, start, end, text, codes,"
+        " fragments; character offsets with `end` exclusive, a byte-order mark counting as character 0),"
+        " `entities` (the same spans in the BigBio KB schema, below) and `sentences` (start, end).",
         "- `sentences`: word tokens of each sentence with `token_starts`/`token_ends` (document offsets) and"
         " IOB2 `ner_tags` built from the spans a flat tagger can represent.",
         "",
@@ -229,6 +271,22 @@ def dataset_card(
         'documents = load_dataset("path/or/repo", "documents")',
         'sentences = load_dataset("path/or/repo", "sentences")',
         "```",
+        "",
+        "### As BigBio KB",
+        "",
+        "The `documents` config follows the BigBio KB schema (`bigbio_kb`) where the two meet:",
+        "",
+        "| BigBio KB | here |",
+        "|---|---|",
+        "| `id`, `document_id` | `id`, `document_id` (both the document id) |",
+        "| `passages` | none stored: the whole document is `text`, its sentences are `sentences` (offsets into `text`) |",
+        "| `entities[].id` | `entities[].id` (the annotation id, prefixed with the document id) |",
+        "| `entities[].type` | `entities[].type` (the label) |",
+        "| `entities[].offsets` | `entities[].offsets`: one `[start, end]` per fragment (several for a discontinuous span) |",
+        "| `entities[].text` | `entities[].text`: `text[start:end]` for each offset |",
+        "| `entities[].normalized` | `entities[].normalized`: `{db_name, db_id}` per code"
+        + (f" ({CODE_SYSTEMS[task.name]} codes)" if task.name in CODE_SYSTEMS else "") + "; empty where none |",
+        "| `events`, `coreferences`, `relations` | not stored (not part of this task) |",
         "",
         "## Labels",
         "",

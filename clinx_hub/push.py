@@ -20,15 +20,18 @@ from typing import Any
 from .folders import (
     CARD_FILE,
     CONFIG_FILE,
+    PRETRAINING_RECORD,
     RELEASE_EXCLUDED,
     REMOTE_CODE_FILES,
+    TOKENIZER_FILES,
     ModelFolderError,
     ensemble_members,
     is_ensemble_folder,
     model_folder_problems,
+    weight_problems,
 )
 from .hub import hub_repo_id
-from .model_card import render_model_card
+from .model_card import CardFieldError, card_files
 
 HUB_ID = re.compile(r"[\w.-]+(/[\w.-]+)?")
 
@@ -48,9 +51,10 @@ def push_model(
 ) -> str:
     """Push a model, ensemble or transfer-source folder with its card; returns the repo's URL.
 
-    ``card_fields`` (``language``, ``license``, ``datasets``, ``intended_use``...) go into the card
-    rendered for the push; a folder with a ``README.md`` of its own goes up with that card, and
-    card fields for it are refused rather than dropped.
+    ``card_fields`` (``language``, ``license``, ``datasets``, ``baseline_f1``, ``intended_use``...) go
+    into the card rendered for the push, which goes up with its pictures (``images/``); a folder with
+    a ``README.md`` of its own goes up with that card (and its own ``images/``), and card fields for
+    it are refused rather than dropped.
 
     >>> push_model("runs/meddocan", "clinx-hub/clin-x-es-meddocan", language="es")  # doctest: +SKIP
     'https://huggingface.co/clinx-hub/clin-x-es-meddocan'
@@ -65,7 +69,10 @@ def push_model(
         first = model_folders(folder)[0]
         extra |= {name: (first / name).read_bytes() for name in REMOTE_CODE_FILES if not (folder / name).is_file()}
     if not (folder / CARD_FILE).is_file():
-        extra[CARD_FILE] = render_model_card(folder, model_id=repo_id, **card_fields).encode("utf-8")
+        try:
+            extra |= card_files(folder, model_id=repo_id, **card_fields)
+        except CardFieldError as error:
+            raise PushError(f"{folder}: the model card cannot be rendered: {error}") from None
     elif card_fields:
         raise PushError(
             f"{folder} has its own {CARD_FILE}, which is pushed as it is: {', '.join(sorted(card_fields))} would not "
@@ -116,6 +123,11 @@ def check_release_folder(model_dir: Path) -> None:
     if not model_dir.is_dir():
         raise PushError(f"{model_dir} is not a folder")
     problems = []
+    if (model_dir / PRETRAINING_RECORD).is_file():
+        # An encoder `clinx pretrain` wrote: a backbone (no clinx config, no remote code), with its own card.
+        problems = [f"the folder: {problem}" for problem in encoder_folder_problems(model_dir)]
+        raise_if_problems(model_dir, problems)
+        return
     for folder in model_folders(model_dir):
         where = folder.relative_to(model_dir).as_posix() if folder != model_dir else "the folder"
         problems += [f"{where}: {problem}" for problem in model_folder_problems(folder)]
@@ -126,8 +138,23 @@ def check_release_folder(model_dir: Path) -> None:
                 "trust_remote_code=True; saving the model again with clinx_hub imported writes them)"
             )
         problems += [f"{where}: {problem}" for problem in config_path_problems(folder / CONFIG_FILE)]
+    raise_if_problems(model_dir, problems)
+
+
+def raise_if_problems(model_dir: Path, problems: list[str]) -> None:
     if problems:
         raise PushError(f"{model_dir} cannot be pushed: " + "; ".join(problems))
+
+
+def encoder_folder_problems(folder: Path) -> list[str]:
+    """What keeps an encoder folder of ``clinx pretrain`` from going up: config, safetensors, tokenizer, card, paths."""
+    problems = [] if (folder / CONFIG_FILE).is_file() else [f"no {CONFIG_FILE}"]
+    problems += weight_problems(folder)
+    if not any((folder / name).is_file() for name in TOKENIZER_FILES):
+        problems.append(f"no tokenizer ({' or '.join(TOKENIZER_FILES)})")
+    if not (folder / CARD_FILE).is_file():
+        problems.append(f"no {CARD_FILE} (the card `clinx pretrain` writes)")
+    return problems + config_path_problems(folder / CONFIG_FILE)
 
 
 def config_path_problems(config_file: Path) -> list[str]:

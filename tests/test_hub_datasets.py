@@ -71,6 +71,10 @@ def test_documents_config_keeps_codes_and_every_gold_span(corpora_dir, tmp_path,
     spans = [span for row in test["spans"] for span in row]
     assert len(spans) == 3635 and all(len(span["codes"]) == 1 for span in spans)
     assert spans[0]["id"].startswith(test[0]["id"] + "-T")
+    entities = [entity for row in test["entities"] for entity in row]
+    assert [e["normalized"] for e in entities] == [[{"db_name": "ICD-O-3", "db_id": s["codes"][0]}] for s in spans]
+    metadata, _ = card_metadata(out)
+    assert metadata["size_categories"] == ["n<1K"]  # 300 test documents
 
 
 I2B2_2014 = """<?xml version="1.0" encoding="UTF-8" ?>
@@ -138,3 +142,49 @@ def test_a_cards_licence_is_the_tasks_or_the_users_never_another_tasks(tmp_path,
     metadata, body = card_metadata(tmp_path / "cc")
     assert metadata["license"] == "cc-by-4.0" and "license_name" not in metadata
     assert "- Licence: cc-by-4.0 (given at conversion; the task's own: other)" in body
+
+
+# An invented BRAT note: a discontinuous span, an AnnotatorNotes code and an N reference.
+NOTE_TEXT = "Dolor en rodilla y tobillo derechos. Fiebre alta.\n"
+NOTE_ANN = (
+    "T1\tSINTOMA 0 5\tDolor\n"
+    "T2\tLUGAR 9 16;27 35\trodilla derechos\n"
+    "T3\tSINTOMA 37 48\tFiebre alta\n"
+    "#1\tAnnotatorNotes T1\tR52\n"
+    "N1\tReference T3 SNOMED:386661006\tFiebre\n"
+)
+
+
+def test_the_documents_config_carries_bigbio_kb_entities_and_the_card_its_metadata(tmp_path, offline) -> None:
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "n1.txt").write_text(NOTE_TEXT, encoding="utf-8")
+    (notes / "n1.ann").write_text(NOTE_ANN, encoding="utf-8")
+    out = convert("brat", notes, tmp_path / "hub")
+    documents = datasets.load_dataset(str(out), "documents", cache_dir=str(offline))["train"]
+    features = documents.features
+    assert list(features) == ["id", "document_id", "text", "spans", "entities", "sentences"]
+    Value, List = datasets.Value, datasets.List
+    assert features["entities"] == List({
+        "id": Value("string"), "type": Value("string"), "text": List(Value("string")),
+        "offsets": List(List(Value("int32"))),
+        "normalized": List({"db_name": Value("string"), "db_id": Value("string")}),
+    })
+    [row] = documents
+    assert row["document_id"] == row["id"] == "n1"
+    entities = {entity["id"]: entity for entity in row["entities"]}
+    assert entities["n1-T2"] == {
+        "id": "n1-T2", "type": "LUGAR", "text": ["rodilla", "derechos"], "offsets": [[9, 16], [27, 35]], "normalized": [],
+    }
+    assert entities["n1-T1"]["normalized"] == [{"db_name": "", "db_id": "R52"}]  # no code system named for "brat"
+    assert entities["n1-T3"]["normalized"] == [{"db_name": "SNOMED", "db_id": "386661006"}]
+    for entity in row["entities"]:
+        assert entity["text"] == [row["text"][s:e] for s, e in entity["offsets"]]
+    # The spans of the existing layout stay as they were.
+    assert [(s["id"], s["start"], s["end"]) for s in row["spans"]] == [("n1-T1", 0, 5), ("n1-T2", 9, 35), ("n1-T3", 37, 48)]
+
+    metadata, body = card_metadata(out)
+    assert metadata["size_categories"] == ["n<1K"] and metadata["source_datasets"] == ["original"]
+    assert (metadata["task_categories"], metadata["task_ids"]) == (["token-classification"], ["named-entity-recognition"])
+    assert "### As BigBio KB" in body and "| `entities[].offsets` |" in body
+    assert "Dolor" not in body and "rodilla" not in body  # statistics only

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import json
+import re
 import subprocess
 import sys
 import textwrap
@@ -17,11 +20,12 @@ import yaml
 from conftest import note
 from hub_server import LocalHub
 
+from clinx_hub.card_figures import IMAGES
 from clinx_hub.cli import main
 from clinx_hub.ensemble import ClinXEnsemble, Extractor, load_extractor
 from clinx_hub.formats.brat import write_brat
 from clinx_hub.hub_datasets import convert
-from clinx_hub.model_card import ClinXCardData, render_model_card, save_model_card
+from clinx_hub.model_card import render_model_card
 from clinx_hub.modeling_clinx import ClinXForTokenClassification
 from clinx_hub.push import PushError, push_dataset, push_model
 from clinx_hub.recipe import train_task
@@ -36,24 +40,54 @@ SECTIONS = (
 )
 
 
+SENTINEL = "Zorvathquil"
+"""An invented word in one training note, inside a span: it must reach no card, picture or pushed file."""
+
+
+def sentinel_note(doc_id: str):
+    from clinx_hub import Document, Span
+
+    name = f"{SENTINEL} Brenes"
+    text = f"Paciente {name} ingresa en Madrid con dolor. "
+    return Document(doc_id, text, [Span(9, 9 + len(name), "NOMBRE", name), Span(30, 36, "LUGAR", "Madrid")])
+
+
 @pytest.fixture(scope="module")
 def notes_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from clinx_hub.sentences import split_sentences
+
     root = tmp_path_factory.mktemp("notes")
     for split, start, count in (("train", 0, 8), ("dev", 8, 2), ("test", 10, 3)):
         write_brat([note(f"{split}{i:02d}", 2 + i % 2, offset=i) for i in range(start, start + count)], root / split)
+    marked = sentinel_note("train-sentinel")
+    marked.sentences = split_sentences(marked.text)
+    write_brat([marked], root / "train")
     return root
+
+
+def tiny_arguments(out: Path, **overrides):
+    """The tiny training runs of these tests: two epochs (a curve of two points), small windows."""
+    return default_arguments(
+        out / "checkpoints", **{**dict(
+            num_train_epochs=2, learning_rate=5e-3, per_device_train_batch_size=8, per_device_eval_batch_size=8,
+            window_length=64, context_size=8, disable_tqdm=True, seed=0, logging_strategy="no",
+        ), **overrides},
+    )
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory, notes_dir: Path, tiny_backbone_dir: Path) -> Path:
-    """A tiny model trained on the notes for one epoch, its test split scored into the record."""
+    """A tiny model trained on the notes for two epochs, its test split scored into the record."""
     out = tmp_path_factory.mktemp("trained")
-    args = default_arguments(
-        out / "checkpoints", num_train_epochs=1, learning_rate=5e-3, per_device_train_batch_size=8,
-        per_device_eval_batch_size=8, window_length=64, context_size=8, disable_tqdm=True, seed=0,
-        logging_strategy="no",
-    )
-    train_task("brat", notes_dir, str(tiny_backbone_dir), out, args)
+    train_task("brat", notes_dir, str(tiny_backbone_dir), out, tiny_arguments(out))
+    return out
+
+
+@pytest.fixture(scope="module")
+def transferred(tmp_path_factory: pytest.TempPathFactory, notes_dir: Path, tiny_backbone_dir: Path, trained: Path) -> Path:
+    """A transfer model: ``--init-from`` the trained model (by its absolute local path) and ``--first-n 6``."""
+    out = tmp_path_factory.mktemp("transferred")
+    train_task("brat", notes_dir, str(tiny_backbone_dir), out, tiny_arguments(out, init_from=str(trained), first_n=6))
     return out
 
 
@@ -91,45 +125,20 @@ def front_matter(card: str) -> tuple[dict, str]:
     return yaml.safe_load(header), body
 
 
-# --- model cards ---------------------------------------------------------------------------------
+def python_blocks(card: str) -> list[str]:
+    """The card's Python examples, in order."""
+    return re.findall(r"```python\n(.*?)```", card, flags=re.S)
 
 
-def test_card_of_a_trained_model_has_metadata_sections_and_no_note_text(trained: Path, notes_dir: Path) -> None:
-    record = json.loads((trained / "training_record.json").read_text())
-    card = render_model_card(trained, model_id="clinx/tiny-notes", language="es", license="cc-by-4.0")
-    metadata, body = front_matter(card)
-    assert metadata["license"] == "cc-by-4.0" and metadata["language"] == ["es"]
-    assert {"clinical", "ner", "crf", "clin-x", "token-classification"} <= set(metadata["tags"])
-    [result] = metadata["model-index"][0]["results"]
-    f1 = next(m for m in result["metrics"] if m["type"] == "f1")
-    assert f1["value"] == round(record["evaluation"]["micro"]["f1"], 4) and f1["name"] == "Strict micro F1"
-    assert result["dataset"]["split"] == "test" and result["task"]["type"] == "token-classification"
-    assert all(section in body for section in SECTIONS)
-    assert "| `NOMBRE` |" in body and "| **micro** |" in body and "trust_remote_code=True" in body
-    assert "not CLIN-X-large" in body and "nested" in body and "Lange" in body and "Bioinformatics" in body
-    # Statistics only: not one sentence nor one annotated span of the notes.
-    from clinx_hub.corpora import load_task
+def is_png(data: bytes) -> bool:
+    """A whole PNG that Pillow decodes (not only its signature)."""
+    from PIL import Image
 
-    documents = [d for split in load_task("brat", notes_dir).values() for d in split]
-    for document in documents:
-        for start, end in document.sentences:
-            assert document.text[start:end].strip() not in card
-        for span in document.spans:
-            assert span.text not in card, span.text
-
-
-def test_card_of_an_ensemble_lists_members_and_save_writes_readme(ensemble_dir: Path, tmp_path: Path) -> None:
-    import shutil
-
-    folder = shutil.copytree(ensemble_dir, tmp_path / "ensemble")
-    data = ClinXCardData.from_folder(folder, model_id="tiny-ensemble", organisation="clinx", datasets=["clinx/notes"])
-    assert data.is_ensemble and data.member_names == ["a", "b"] and data.entity_types == sorted(TYPES)
-    path = save_model_card(folder, model_id="clinx/tiny-ensemble")
-    assert path == folder / "README.md"
-    metadata, body = front_matter(path.read_text(encoding="utf-8"))
-    assert "ensemble" in metadata["tags"] and "model-index" not in metadata  # no evaluation recorded
-    assert "## Ensemble members" in body and '`a`' in body and 'subfolder=f"members/{member}"' in body
-    assert "clinx/notes" in data.render()
+    if not data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return False
+    with Image.open(io.BytesIO(data)) as image:
+        image.load()
+        return image.format == "PNG" and min(image.size) > 100
 
 
 # --- pushing and loading through the real clients --------------------------------------------------
@@ -152,6 +161,9 @@ member = AutoModelForTokenClassification.from_pretrained(
     "clinx/tiny-ensemble", subfolder="members/b", trust_remote_code=True
 ).eval()
 assert torch.equal(member.decode(inputs["input_ids"], inputs["attention_mask"]), expected["member_paths"])
+# The plain-transformers example of each card, exactly as the card prints it.
+for code in json.loads(open(sys.argv[3]).read()):
+    exec(code, {})
 rows = json.loads(open(sys.argv[2]).read())
 for config, splits in rows.items():
     loaded = load_dataset("clinx/notes", config)
@@ -175,10 +187,12 @@ def test_push_model_ensemble_and_dataset_then_load_them_back(
     assert {folder: snapshot(folder) for folder in before} == before  # the cards were rendered in memory
 
     single = local_hub.files("clinx/tiny-notes")
-    assert set(single) == set(before[trained]) | {"README.md"}
+    # The card rendered for the push goes up with its pictures (drawn in memory, as the card).
+    assert set(single) == set(before[trained]) | {"README.md", *IMAGES.values()}
+    assert all(is_png(single[path]) for path in IMAGES.values())
     assert "checkpoints" not in "".join(single)
     assert front_matter(single["README.md"].decode())[0]["model-index"][0]["name"] == "tiny-notes"
-    ensemble = local_hub.files("clinx/tiny-ensemble")
+    ensemble = local_hub.files("clinx/tiny-ensemble")  # untrained members: no record, no pictures
     assert set(ensemble) == set(before[ensemble_dir]) | {"README.md", "configuration_clinx.py", "modeling_clinx.py"}
     assert ensemble["modeling_clinx.py"] == (ensemble_dir / "members" / "a" / "modeling_clinx.py").read_bytes()
     assert set(local_hub.files("clinx/notes", repo_type="dataset")) == set(before[dataset_dir])
@@ -199,9 +213,14 @@ def test_push_model_ensemble_and_dataset_then_load_them_back(
         for config in ("documents", "sentences")
     }
     (tmp_path / "rows.json").write_text(json.dumps(rows))
+    cards = {repo: local_hub.files(repo)["README.md"].decode() for repo in ("clinx/tiny-notes", "clinx/tiny-ensemble")}
+    plain = [python_blocks(card)[1] for card in cards.values()]
+    assert all("import clinx_hub" not in code and "from clinx_hub" not in code for code in plain)
+    (tmp_path / "examples.json").write_text(json.dumps(plain))
     script = textwrap.dedent(CHECK_WITHOUT_CLINX_HUB)
     done = subprocess.run(
-        [sys.executable, "-c", script, str(tmp_path / "expected.pt"), str(tmp_path / "rows.json")],
+        [sys.executable, "-c", script, str(tmp_path / "expected.pt"), str(tmp_path / "rows.json"),
+         str(tmp_path / "examples.json")],
         capture_output=True, text=True, env=local_hub.env(), timeout=300,
     )
     assert done.returncode == 0, done.stderr[-3000:]
@@ -212,6 +231,12 @@ def test_push_model_ensemble_and_dataset_then_load_them_back(
     from_hub = load_extractor("clinx/tiny-ensemble")
     assert isinstance(from_hub, ClinXEnsemble) and from_hub.names == ["a", "b"]
     assert from_hub.predict(notes) == load_extractor(ensemble_dir).predict(notes)
+    # Each card's clinx_hub example runs as printed (the vote for the ensemble).
+    for card in cards.values():
+        printed = io.StringIO()
+        with contextlib.redirect_stdout(printed):
+            exec(python_blocks(card)[0], {})
+        assert printed.getvalue().rstrip().endswith("]")  # the pipeline's list of entity lists
     assert local_hub.unknown_requests == []
 
 
@@ -352,3 +377,37 @@ def test_a_model_cards_licence_is_its_own_tasks(task: str, licence: dict, ensemb
     assert {k: metadata[k] for k in ("license", "license_name") if k in metadata} == licence
     metadata, _ = front_matter(render_model_card(folder, model_id="clinx/x", license="cc-by-sa-4.0"))
     assert metadata["license"] == "cc-by-sa-4.0" and "license_name" not in metadata
+
+
+def test_clinx_push_of_a_transfer_model_names_its_source_and_both_f1s(
+    local_hub: LocalHub, transferred: Path, trained: Path, capsys
+) -> None:
+    record = json.loads((transferred / "training_record.json").read_text())
+    assert record["init_from"] == str(trained) and record["first_n"] == 6  # recorded as given: a local absolute path
+    command = ["push", str(transferred), "clinx/tiny-transfer", "--license", "cc-by-4.0", "--language", "es",
+               "--dataset", "clinx/notes", "--dataset", "clinx/more-notes"]
+    assert main([*command, "--baseline-f1", "50"]) == 2  # a percentage, not an F1 as the record keeps it
+    assert "baseline_f1 is an F1 between 0 and 1" in capsys.readouterr().err
+    assert ("model", "clinx/tiny-transfer") not in local_hub.store.repos
+    assert main([*command, "--baseline-f1", "0.25"]) == 0
+
+    files = local_hub.files("clinx/tiny-transfer")
+    assert {*IMAGES.values()} <= set(files) and all(is_png(files[path]) for path in IMAGES.values())
+    card = files["README.md"].decode()
+    metadata, body = front_matter(card)
+    assert (metadata["license"], metadata["language"]) == ("cc-by-4.0", ["es"])
+    assert metadata["datasets"] == ["clinx/notes", "clinx/more-notes"] and "transfer" in metadata["tags"]
+    transfer, baseline = metadata["model-index"][0]["results"]
+    for result in (transfer, baseline):
+        assert result["dataset"]["type"] == "clinx/notes" and result["dataset"]["args"] == {"first_n": 6}
+    assert transfer["task"]["name"] == f"Clinical concept extraction (transfer from {trained.name}, a brat model)"
+    f1 = {m["type"]: m["value"] for m in transfer["metrics"]}["f1"]
+    assert f1 == round(record["evaluation"]["micro"]["f1"], 4)
+    assert baseline["dataset"]["config"] == "no-transfer-baseline" and "without transfer" in baseline["task"]["name"]
+    assert baseline["metrics"] == [{"type": "f1", "value": 0.25, "name": "Strict micro F1 without transfer"}]
+    assert f"| Strict micro F1 with transfer (this model) | {f1:.4f} |" in body
+    assert "| Strict micro F1 without transfer (same recipe, no --init-from) | 0.2500 |" in body
+    assert f"| Source model | a local model (`{trained.name}`) |" in body and "| Source task | brat |" in body
+    assert "| Training data (n) | first 6 sentences |" in body
+    # The source's local path (and the machine's folders above it) never reach the card.
+    assert str(trained) not in card and str(trained.parent) not in card and str(Path.home()) not in card
