@@ -58,20 +58,29 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def wait_until_up(url: str, process: subprocess.Popen, timeout: float) -> None:
+def wait_until_up(url: str, process: subprocess.Popen, timeout: float, *, log: Path | None = None) -> None:
+    """Poll the Gradio app at ``url`` (run by ``process``) until it answers; RuntimeError if it exits or times out.
+
+    Shared with tests/test_demo.py and tests/test_space_build.py; ``log`` (the process's output)
+    ends the error message, so a failed start says why.
+    """
     import httpx
+
+    def failed(reason: str) -> RuntimeError:
+        tail = log.read_text(errors="replace")[-3000:] if log and log.is_file() else ""
+        return RuntimeError(f"the app at {url} {reason}" + (f"; its output ends:\n{tail}" if tail else ""))
 
     deadline = time.time() + timeout
     while time.time() < deadline:
         if process.poll() is not None:
-            raise SystemExit(f"clinx demo exited with status {process.returncode}")
+            raise failed(f"exited with status {process.returncode}")
         try:
             if httpx.get(f"{url}gradio_api/info", timeout=5).status_code == 200:
                 return
         except httpx.HTTPError:
             pass
-        time.sleep(1)
-    raise SystemExit(f"clinx demo did not answer within {timeout:.0f} s")
+        time.sleep(0.5)
+    raise failed(f"did not answer within {timeout:.0f} s")
 
 
 @contextmanager

@@ -8,7 +8,7 @@ import os
 
 from clinx_hub.demo import build_demo, run_until_stopped
 
-SPACE_MODELS = "clinx-hub/clin-x-es-meddocan"
+SPACE_MODELS = "clinx-hub/clinx-minilm-meddocan"  # a model this project releases (model_cards/)
 
 demo = build_demo(os.environ.get("CLINX_DEMO_MODELS") or SPACE_MODELS)
 
