@@ -72,6 +72,8 @@ class TrainingRecord:
     settings: dict[str, Any] = field(default_factory=dict, metadata={"flat": True})
     """The method's knobs under their record keys (``epochs``, ``learning_rate``, ``batch_size``...)."""
     hardware: str | None = None
+    world_size: int | None = field(default=None, metadata=_OPTIONAL)
+    """Processes that trained it data-parallel (``torchrun --nproc_per_node``); 1 for one process."""
     members: list[MemberRecord] = field(default_factory=list)
     run_settings: dict[str, Any] | None = field(default=None, metadata=_OPTIONAL)
     """What a run into the same folder must share with this one (``recipe.recipe_settings``)."""

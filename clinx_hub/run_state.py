@@ -60,8 +60,13 @@ def changed_settings(path: Path, settings: dict) -> list[str]:
     return sorted(k for k in settings.keys() & before.keys() if settings[k] != before[k])
 
 
-def check_run_settings(args: ClinXTrainingArguments, train_documents, eval_documents, *, resuming: bool) -> None:
-    """Write this run's settings beside its checkpoints, or, when resuming, refuse other settings."""
+def check_run_settings(
+    args: ClinXTrainingArguments, train_documents, eval_documents, *, resuming: bool, write: bool = True
+) -> None:
+    """Write this run's settings beside its checkpoints, or, when resuming, refuse other settings.
+
+    Every process of a data-parallel run checks; only the one that writes (``write``, rank 0) writes.
+    """
     path = Path(args.output_dir) / RUN_SETTINGS
     settings = run_settings(args, train_documents, eval_documents)
     if resuming and path.is_file():
@@ -72,8 +77,9 @@ def check_run_settings(args: ClinXTrainingArguments, train_documents, eval_docum
                 " rerun with the same settings to resume it, or train into another --out"
             )
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(settings, indent=2) + "\n")
+    if write:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(settings, indent=2) + "\n")
 
 
 def hardware(device: str | None = None) -> str:
