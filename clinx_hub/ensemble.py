@@ -13,12 +13,14 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 
+from .devices import resolve_device, resolve_dtype, torch_dtype
 from .documents import Document, Span
 from .evaluation import score_documents
 from .extraction import extract_documents
-from .folders import ENSEMBLE_FILE, EnsembleSpec, ModelFolderError, ensemble_members, is_ensemble_folder
+from .folders import ENSEMBLE_FILE, EnsembleSpec, ModelFolderError, ensemble_members, is_ensemble_folder, is_onnx_folder
 from .hub import local_model_folder, open_model_folder
 from .registration import register
+from .streaming import Progress
 
 
 class _SpanExtractor:
@@ -36,7 +38,9 @@ class _SpanExtractor:
         """Entity types in label order, without scheme prefixes (``["FECHAS", ...]``)."""
         return list(self.members[0].config.entity_types)
 
-    def predict(self, documents: Sequence[str | Document], *, batch_size: int = 16) -> list[list[Span]]:
+    def predict(
+        self, documents: Sequence[str | Document], *, batch_size: int = 16, progress: Progress | None = None
+    ) -> list[list[Span]]:
         raise NotImplementedError
 
     def evaluate(self, documents: Sequence[Document], *, batch_size: int = 16):
@@ -66,28 +70,60 @@ class Extractor(_SpanExtractor):
         return [self]
 
     @classmethod
-    def from_pretrained(cls, path: str | Path, **kwargs) -> Extractor:
-        """Open one model folder (or Hub id); a folder that is not a clinx_hub model raises ModelFolderError."""
-        from transformers import AutoModelForTokenClassification, AutoTokenizer
+    def from_pretrained(
+        cls, path: str | Path, *, device: str | None = None, dtype: str | None = None, **kwargs
+    ) -> Extractor:
+        """Open one model folder (or Hub id, or ``clinx export onnx`` folder) on ``device`` in ``dtype``.
+
+        ``device``: ``auto`` (CUDA, then MPS, then the CPU), ``cpu``, ``cuda``, ``cuda:N``, ``mps``;
+        None keeps the model where it loads (the CPU). ``dtype``: ``fp32`` (default), ``fp16`` (GPU
+        only), ``bf16``; the encoder and emission layer take it, the CRF stays float32. An exported
+        ONNX folder runs with onnxruntime (CPU, or its CUDA provider). A folder that is not a
+        clinx_hub model raises ModelFolderError.
+
+        >>> Extractor.from_pretrained("runs/meddocan", device="auto", dtype="bf16")  # doctest: +SKIP
+        """
+        from transformers import AutoTokenizer
 
         register()
         folder = open_model_folder(path, ensemble=False)
+        if is_onnx_folder(folder):
+            from .onnx_model import OnnxClinXModel
+
+            model = OnnxClinXModel.from_pretrained(folder, device=device or "cpu", dtype=dtype)
+            return cls(model, AutoTokenizer.from_pretrained(folder))
+        from transformers import AutoModelForTokenClassification
+
+        target = resolve_device(device) if device is not None else "cpu"
+        precision = resolve_dtype(dtype, target)  # fp16 on the CPU is refused before anything loads
         model = AutoModelForTokenClassification.from_pretrained(folder, **{**kwargs, "use_safetensors": True})
-        return cls(model, AutoTokenizer.from_pretrained(folder))
+        return cls(model, AutoTokenizer.from_pretrained(folder)).to(target, precision)
 
     def save_pretrained(self, path: str | Path) -> None:
+        if not hasattr(self.model, "save_pretrained"):  # an exported ONNX model
+            raise TypeError("an exported ONNX model is written by `clinx export onnx` from its PyTorch folder, not saved")
         register()  # the folder gets auto_map and the two model files (remote code)
         self.model.save_pretrained(path)
         self.tokenizer.save_pretrained(path)
 
-    def to(self, device) -> Extractor:
-        """Move the model to ``device`` (``"cuda"``, ``"cpu"``, a ``torch.device``); returns self."""
+    def to(self, device, dtype: str | None = None) -> Extractor:
+        """Move the model to ``device`` (``"cuda"``, ``"cpu"``, a ``torch.device``), in ``dtype``; returns self.
+
+        ``dtype`` (``fp32``/``fp16``/``bf16``) applies to the encoder and the emission layer: the CRF's
+        long sums stay in float32 (emissions are cast to float32 before it).
+        """
         self.model.to(device)
+        if dtype is not None and hasattr(self.model, "encoder"):
+            precision = torch_dtype(resolve_dtype(dtype, str(device)))
+            self.model.encoder.to(precision)
+            self.model.classifier.to(precision)
         return self
 
-    def predict(self, documents: Sequence[str | Document], *, batch_size: int = 16) -> list[list[Span]]:
-        """Spans for each document or text."""
-        return extract_documents(self.model, self.tokenizer, documents, batch_size=batch_size)
+    def predict(
+        self, documents: Sequence[str | Document], *, batch_size: int = 16, progress: Progress | None = None
+    ) -> list[list[Span]]:
+        """Spans for each document or text; ``progress.update(characters)`` as notes are done (``extract_documents``)."""
+        return extract_documents(self.model, self.tokenizer, documents, batch_size=batch_size, progress=progress)
 
 
 def _score(documents: Sequence[Document], predictions: Sequence[Sequence[Span]]):
@@ -163,6 +199,9 @@ class ClinXEnsemble(_SpanExtractor):
         for name, member in zip(self.names, self.members):
             member.save_pretrained(EnsembleSpec.member_folder(path, name))
         self.members[0].tokenizer.save_pretrained(path)  # the members' tokenizer, at the top as well
+        # The members' shared config at the top too (no weights there: members/ hold them), so that
+        # transformers' pipeline() and the Hub read the folder's model type and labels.
+        self.members[0].config.save_pretrained(path)
         EnsembleSpec(self.names, self.min_votes).write(path)
 
     def to(self, device) -> ClinXEnsemble:
@@ -170,11 +209,16 @@ class ClinXEnsemble(_SpanExtractor):
             member.to(device)
         return self
 
-    def predict(self, documents: Sequence[str | Document], *, batch_size: int = 16) -> list[list[Span]]:
-        return self._vote(self._member_predictions(documents, batch_size))
+    def predict(
+        self, documents: Sequence[str | Document], *, batch_size: int = 16, progress: Progress | None = None
+    ) -> list[list[Span]]:
+        """The members' vote for each document; each member reports to ``progress`` (members x characters in all)."""
+        return self._vote(self._member_predictions(documents, batch_size, progress))
 
-    def _member_predictions(self, documents: Sequence[str | Document], batch_size: int) -> list[list[list[Span]]]:
-        return [member.predict(documents, batch_size=batch_size) for member in self.members]
+    def _member_predictions(
+        self, documents: Sequence[str | Document], batch_size: int, progress: Progress | None = None
+    ) -> list[list[list[Span]]]:
+        return [member.predict(documents, batch_size=batch_size, progress=progress) for member in self.members]
 
     def _vote(self, per_member: Sequence[Sequence[Sequence[Span]]]) -> list[list[Span]]:
         return [ensemble_vote([m[i] for m in per_member], self.min_votes) for i in range(len(per_member[0]))]

@@ -17,6 +17,7 @@ from .documents import Document, Span
 from .encoding import document_emissions
 from .modeling_clinx import ClinXForTokenClassification
 from .sentences import split_sentences
+from .streaming import Progress
 from .tagging import tags_to_spans
 from .windows import IGNORE_INDEX
 
@@ -65,12 +66,14 @@ def extract_documents(
     *,
     batch_size: int = 16,
     with_scores: bool = True,
+    progress: Progress | None = None,
 ) -> list[list[Span]]:
     """Predicted spans of each document (or raw text), with character offsets and confidences.
 
     Notes are processed in groups of about ``GROUP_CHARS`` characters; a note longer than
     ``streaming.STREAM_CHARS`` alone, piece by piece (``streaming.extract_long``), so that memory
-    does not grow with the length of a note or the number of notes.
+    does not grow with the length of a note or the number of notes. ``progress`` (a tqdm bar, say)
+    gets ``update(characters)`` as groups of notes and pieces of long notes are done.
 
     >>> extract_documents(model, tokenizer, ["Paciente de 45 años."])  # doctest: +SKIP
     [[Span(start=12, end=19, label='EDAD_SUJETO_ASISTENCIA', text='45 años', score=0.98)]]
@@ -84,12 +87,16 @@ def extract_documents(
         nonlocal size
         for i, spans in zip(group, _extract_group(model, tokenizer, [documents[i] for i in group], batch_size, with_scores)):
             results[i] = spans
+        if progress is not None:
+            progress.update(size)
         group.clear()
         size = 0
 
     for i, document in enumerate(documents):
         if len(document.text) > streaming.STREAM_CHARS:
-            results[i] = streaming.extract_long(model, tokenizer, document, batch_size=batch_size, with_scores=with_scores)
+            results[i] = streaming.extract_long(
+                model, tokenizer, document, batch_size=batch_size, with_scores=with_scores, progress=progress
+            )
             continue
         group.append(i)
         size += len(document.text)

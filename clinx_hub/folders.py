@@ -23,6 +23,8 @@ MEMBERS_DIR = "members"
 """An ensemble folder's members are ``members/<name>`` for each name in its ``ensemble.json``."""
 TRAINING_RECORD = "training_record.json"
 """What a run did and scored (statistics only, never text)."""
+PRETRAINING_RECORD = "pretraining_record.json"
+"""In an encoder folder ``clinx pretrain`` wrote: what it trained on and how (statistics only, never text)."""
 CARD_FILE = "README.md"
 """The model card (a dataset folder's card has the same name)."""
 MODEL_TYPE = "clinx"
@@ -32,6 +34,12 @@ PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
 REMOTE_CODE_FILES = ("configuration_clinx.py", "modeling_clinx.py")
 """Copied into every model folder: plain transformers loads it with ``trust_remote_code=True``."""
+ONNX_MANIFEST = "onnx_export.json"
+"""An exported ONNX model folder (``clinx export onnx``) has this instead of safetensors weights."""
+ONNX_FILE = "model.onnx"
+"""The exported encoder + emission layer (fp32, or int8 with ``--quantize int8``)."""
+CRF_FILE = "crf.safetensors"
+"""Beside ``model.onnx``: the CRF's transitions and its scheme constraints (a model with a CRF)."""
 
 # A run's resume state, beside what it saves.
 CHECKPOINTS_DIR = "checkpoints"
@@ -116,6 +124,11 @@ def is_ensemble_folder(folder: str | Path) -> bool:
     return (Path(folder) / ENSEMBLE_FILE).is_file()
 
 
+def is_onnx_folder(folder: str | Path) -> bool:
+    """A folder that ``clinx export onnx`` wrote for one model (an exported ensemble's members are such folders)."""
+    return (Path(folder) / ONNX_MANIFEST).is_file()
+
+
 def is_model_folder(folder: str | Path) -> bool:
     """A folder that holds one model or an ensemble (by its ``config.json`` or ``ensemble.json``)."""
     return any((Path(folder) / name).is_file() for name in MODEL_FILES)
@@ -189,9 +202,30 @@ def model_folder_problems(folder: Path) -> list[str]:
                 f"{CONFIG_FILE} has {found}"
                 + " (a plain encoder, or another kind of model: an encoder is a backbone for `clinx train --model`)"
             )
-    problems += weight_problems(folder)
+    problems += onnx_problems(folder) if is_onnx_folder(folder) else weight_problems(folder)
     if not any((folder / name).is_file() for name in TOKENIZER_FILES):
         problems.append(f"no tokenizer ({' or '.join(TOKENIZER_FILES)}; save it with `tokenizer.save_pretrained(folder)`)")
+    return problems
+
+
+def onnx_problems(folder: Path) -> list[str]:
+    """What an exported ONNX folder lacks: its manifest's encoder file and, for a CRF model, the CRF file."""
+    try:
+        manifest = json.loads((folder / ONNX_MANIFEST).read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as error:
+        return [f"{ONNX_MANIFEST} is not valid JSON ({error})"]
+    if not isinstance(manifest, dict):
+        return [f"{ONNX_MANIFEST} is not a JSON object"]
+    problems = []
+    for key, default in (("encoder_file", ONNX_FILE), ("crf_file", None)):
+        name = manifest.get(key, default)
+        if name is None:
+            continue
+        written = PureWindowsPath(str(name))
+        if written.anchor or ".." in written.parts or len(written.parts) != 1:
+            problems.append(f"{ONNX_MANIFEST} names {key} {name!r}; it must be a file name in the folder")
+        elif not (folder / str(name)).is_file():
+            problems.append(f"no {name} (named by {ONNX_MANIFEST}; export the model again with `clinx export onnx`)")
     return problems
 
 

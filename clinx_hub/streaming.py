@@ -23,6 +23,7 @@ from __future__ import annotations
 import bisect
 from collections import deque
 from collections.abc import Iterator
+from typing import Protocol
 
 import torch
 
@@ -47,6 +48,12 @@ ROUND_SUBWORDS = 8_192
 """Subwords whose centres are encoded per round (about 27 windows of 512 with context 100)."""
 LOOKAHEAD = 512
 """Positions the backward pass of the marginals looks ahead (see ``StreamingMarginals``)."""
+
+
+class Progress(Protocol):
+    """What extraction reports progress to (a ``tqdm`` bar is one): characters finished, as they finish."""
+
+    def update(self, n: int) -> object: ...
 
 
 def text_pieces(text: str, sentence_starts: list[int], piece_chars: int = PIECE_CHARS) -> Iterator[tuple[int, int]]:
@@ -171,8 +178,11 @@ def extract_long(
     piece_chars: int = PIECE_CHARS,
     round_subwords: int = ROUND_SUBWORDS,
     lookahead: int = LOOKAHEAD,
+    progress: Progress | None = None,
 ) -> list[Span]:
     """The spans of one note of any length; the same spans as the whole-note path gives.
+
+    ``progress`` gets ``update(characters)`` after each round of windows, ``len(text)`` in all.
 
     >>> extract_long(model, tokenizer, Document("note", text, sentences=split_sentences(text)))  # doctest: +SKIP
     """
@@ -193,6 +203,7 @@ def extract_long(
     spans: list[Span] = []
     grouped_to = 0  # spans were made from all positions before this one
     next_start, exhausted = 0, False
+    reported = 0  # characters reported to progress
 
     def group(until: int, entries: list[tuple[int, int, float]]) -> None:
         nonlocal grouped_to
@@ -262,6 +273,10 @@ def extract_long(
         positions = (torch.nonzero(labelled).squeeze(1) + lo + buffer.base).tolist()
         waiting.extend(positions)
         take(*stream.push(emissions[labelled]))
+        if progress is not None:  # the characters up to the end of the round's last centre are done
+            finished = buffer.doc.offsets[hi - 1][1] if hi else reported
+            progress.update(max(finished - reported, 0))
+            reported = max(reported, finished)
         next_start = buffer.base + hi
         if exhausted and hi == len(buffer):
             break
@@ -269,7 +284,9 @@ def extract_long(
         buffer.drop_before(min(next_start - context, grouped_to))
     take(*stream.finish())
     group(buffer.end, ready)
+    if progress is not None and len(text) > reported:
+        progress.update(len(text) - reported)
     return spans
 
 
-__all__ = ["LOOKAHEAD", "PIECE_CHARS", "ROUND_SUBWORDS", "STREAM_CHARS", "extract_long", "text_pieces"]
+__all__ = ["LOOKAHEAD", "PIECE_CHARS", "ROUND_SUBWORDS", "STREAM_CHARS", "Progress", "extract_long", "text_pieces"]

@@ -60,3 +60,39 @@ def test_prediction_splits_sentences_without_the_gold_spans(tiny_backbone_dir) -
     seen_for_gold, windows[:] = list(windows), []
     assert extract_documents(model, tokenizer, [text]) == from_gold
     assert len(seen_for_gold) == 3 and windows == seen_for_gold
+
+
+class CharacterCount:
+    """A progress bar's surface (``update(n)``), counting what it is told."""
+
+    def __init__(self) -> None:
+        self.updates: list[int] = []
+
+    def update(self, n: int) -> None:
+        self.updates.append(n)
+
+
+def test_progress_counts_every_character_once_long_notes_piece_by_piece(tiny_backbone_dir, monkeypatch) -> None:
+    from conftest import note
+    from test_streaming import long_note, tiny_model
+
+    from clinx_hub import streaming
+    from clinx_hub.ensemble import ClinXEnsemble, Extractor
+
+    monkeypatch.setattr(streaming, "STREAM_CHARS", 1_000)
+    model, tokenizer = tiny_model(tiny_backbone_dir, 0), AutoTokenizer.from_pretrained(tiny_backbone_dir)
+    texts = ["Paciente Ana López ingresa en Madrid.", long_note().text, "", note("n", 3).text]
+    progress = CharacterCount()
+    spans = extract_documents(model, tokenizer, texts, progress=progress)
+    assert spans == extract_documents(model, tokenizer, texts)  # silent by default, same result
+    assert sum(progress.updates) == sum(map(len, texts))
+    document = Document("long", texts[1], sentences=split_sentences(texts[1]))
+    pieces = CharacterCount()
+    streaming.extract_long(model, tokenizer, document, piece_chars=300, round_subwords=100, progress=pieces)
+    assert sum(pieces.updates) == len(texts[1])
+    assert len(pieces.updates) > 3 and all(n >= 0 for n in pieces.updates)  # reported round by round
+    extractor = Extractor(model, tokenizer)
+    ensemble = ClinXEnsemble([extractor, extractor])
+    counted = CharacterCount()
+    ensemble.predict(texts, progress=counted)
+    assert sum(counted.updates) == 2 * sum(map(len, texts))  # each member reports its pass

@@ -48,16 +48,27 @@ def test_crf_loss_gradients_and_viterbi_agree_with_the_cpu(tiny_tokenizer) -> No
     )
 
 
-def test_trainer_trains_on_the_gpu_and_extraction_matches_the_cpu(tiny_backbone_dir: Path, tmp_path: Path) -> None:
-    notes = [note(f"n{i:02d}", 2 + i % 3, offset=i) for i in range(24)]
+@pytest.fixture(scope="module")
+def gpu_model(tiny_backbone_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple:
+    """A tiny model trained on the GPU on invented notes; a BRAT folder of its held-out notes, those notes, its arguments."""
+    from clinx_hub.formats.brat import write_brat
+
+    root = tmp_path_factory.mktemp("gpu-cli")
+    notes = [note(f"n{i:02d}", 2 + i % 3, offset=i) for i in range(28)]
     args = default_arguments(
-        tmp_path / "checkpoints", num_train_epochs=4, learning_rate=5e-3, per_device_train_batch_size=8,
+        root / "checkpoints", num_train_epochs=4, learning_rate=5e-3, per_device_train_batch_size=8,
         per_device_eval_batch_size=8, window_length=64, context_size=8, disable_tqdm=True, seed=0,
     )
     out = train_recipe(
-        str(tiny_backbone_dir), notes[:16], tmp_path / "model", args,
+        str(tiny_backbone_dir), notes[:16], root / "model", args,
         entity_types=["NOMBRE", "LUGAR"], validation=notes[16:20], task="toy",
     )
+    write_brat(notes[20:], root / "held-out")
+    return out, root / "held-out", notes[20:], args
+
+
+def test_trainer_trains_on_the_gpu_and_extraction_matches_the_cpu(gpu_model) -> None:
+    out, _, held_out, args = gpu_model
     assert args.device.type == "cuda"  # default_arguments picks the GPU where one is visible
     record = json.loads((out / "training_record.json").read_text())
     assert record["hardware"].startswith(torch.cuda.get_device_name())
@@ -65,9 +76,63 @@ def test_trainer_trains_on_the_gpu_and_extraction_matches_the_cpu(tiny_backbone_
 
     extractor = load_extractor(out)
     assert extractor.config.id2label == dict(enumerate(scheme_labels(["NOMBRE", "LUGAR"])))
-    on_cpu = extractor.predict(notes[20:])
-    on_gpu = extractor.to("cuda").predict(notes[20:])
+    on_cpu = extractor.predict(held_out)
+    on_gpu = extractor.to("cuda").predict(held_out)
     assert next(extractor.model.parameters()).device.type == "cuda"
     assert [[s.key for s in spans] for spans in on_gpu] == [[s.key for s in spans] for spans in on_cpu]
     assert any(on_gpu)
-    assert extractor.evaluate(notes[20:]).micro.f1 > 0.5
+    assert extractor.evaluate(held_out).micro.f1 > 0.5
+
+
+# --- predict / evaluate on the GPU (--device, --dtype) and the ONNX CUDA provider (issue #21, #18) ---
+
+
+def _cli_f1(model: Path, data: Path, *extra: str) -> float:
+    import contextlib
+    import io
+
+    from clinx_hub.cli import main
+
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        assert main(["evaluate", str(model), "brat", "--data-dir", str(data), "--split", "train", "--json", *extra]) == 0
+    return json.loads(printed.getvalue())["micro"]["f1"]
+
+
+def test_predict_and_evaluate_run_on_cuda_with_the_cpu_spans(gpu_model, tmp_path: Path) -> None:
+    from clinx_hub.cli import main
+
+    model, data, notes, _ = gpu_model
+    outputs = {}
+    for device in ("cpu", "cuda"):
+        out = tmp_path / device
+        assert main(["predict", str(model), str(data), "--out", str(out), "--format", "jsonl", "--device", device]) == 0
+        outputs[device] = (out / "predictions.jsonl").read_text()
+    assert outputs["cuda"] == outputs["cpu"] and '"label"' in outputs["cpu"]
+    assert load_extractor(model, device="auto").model.device.type == "cuda"  # auto takes the GPU
+    assert _cli_f1(model, data, "--device", "cuda") == _cli_f1(model, data, "--device", "cpu")
+
+
+@pytest.mark.parametrize("dtype", ["fp16", "bf16"])
+def test_half_precision_on_cuda_keeps_f1_within_0_2_points(gpu_model, dtype: str) -> None:
+    model, data, notes, _ = gpu_model
+    fp32 = _cli_f1(model, data, "--device", "cuda")
+    half = _cli_f1(model, data, "--device", "cuda", "--dtype", dtype)
+    extractor = load_extractor(model, device="cuda", dtype=dtype)
+    assert next(extractor.model.encoder.parameters()).dtype == {"fp16": torch.float16, "bf16": torch.bfloat16}[dtype]
+    assert extractor.model.crf.transitions.dtype == torch.float32
+    assert fp32 > 0.5 and abs(half - fp32) <= 0.002, (dtype, half, fp32)
+
+
+def test_an_onnx_export_runs_on_the_cuda_provider_with_the_cpu_spans(gpu_model, tmp_path: Path) -> None:
+    ort = pytest.importorskip("onnxruntime")
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        pytest.skip("onnxruntime has no CUDA execution provider here (onnxruntime-gpu)")
+    from clinx_hub.onnx_export import export_onnx
+
+    model, _, notes, _ = gpu_model
+    out = export_onnx(model, tmp_path / "onnx")
+    on_gpu = load_extractor(out, device="cuda")
+    assert on_gpu.model.providers[0] == "CUDAExecutionProvider"
+    expected = load_extractor(model, device="cpu").predict(notes)
+    assert [[s.key for s in spans] for spans in on_gpu.predict(notes)] == [[s.key for s in spans] for spans in expected]
