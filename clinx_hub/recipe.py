@@ -9,6 +9,7 @@ records is ``records.py``'s.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import random
@@ -101,15 +102,23 @@ def initial_model(
     backbone: str,
     labels: list[str],
     args: ClinXTrainingArguments,
+    *,
+    train_documents: Sequence[Document] | None = None,
+    tokenizer=None,
 ) -> ClinXForTokenClassification:
     """A model to train: from ``args.init_from`` (transfer) or a fresh head on ``backbone``.
 
     The encoder always comes from the source. Its classifier and CRF come too when its labels
     equal the target's and both use (or both skip) the CRF; otherwise they start fresh. The
-    context, window and tagging settings are always this run's, never the source's.
+    context, window and tagging settings are always this run's, never the source's. A fresh
+    head given ``train_documents`` (and their ``tokenizer``) starts its emission bias at their
+    tags' log-frequencies (``set_emission_prior``), so that an under-trained model predicts O.
+
+    >>> model = initial_model("runs/minilm", labels, args, train_documents=docs, tokenizer=tok)  # doctest: +SKIP
     """
     register()  # --init-from opens with the Auto classes; checkpoints get auto_map and the model files
     settings = {name: getattr(args, name) for name, _ in knobs(MODEL)}
+    fresh_head = True
     if args.init_from:
         from .hub import open_model_folder
 
@@ -122,11 +131,32 @@ def initial_model(
             for name in HEAD_MODULES:
                 if getattr(model, name) is not None:
                     getattr(model, name).load_state_dict(getattr(source, name).state_dict())
+            fresh_head = False
     else:
         model = ClinXForTokenClassification.from_backbone(backbone, labels, **settings)
+    if fresh_head and train_documents:
+        if tokenizer is None:
+            raise ValueError("initial_model: train_documents need their tokenizer to count tags")
+        model.set_emission_prior(training_tag_counts(train_documents, tokenizer, labels, args))
     if args.attention_dropout is not None:
         set_attention_dropout(model, args.attention_dropout)
     return model
+
+
+def training_tag_counts(
+    documents: Sequence[Document], tokenizer, labels: list[str], args: ClinXTrainingArguments
+) -> list[int]:
+    """How often each tag (in ``labels`` order) labels a position of ``documents``, as training tags them."""
+    label2id = {label: i for i, label in enumerate(labels)}
+    counts = [0] * len(labels)
+    for document in documents:
+        tokenized = tokenize_document(
+            document, tokenizer, label2id, scheme=args.label_scheme, first_subword=args.tagging_level == "first_subword"
+        )
+        for tag, labelled in zip(tokenized.tags or [], tokenized.labelled):
+            if labelled and tag is not None:
+                counts[label2id[tag]] += 1
+    return counts
 
 
 def set_attention_dropout(model: ClinXForTokenClassification, p: float) -> None:
@@ -166,7 +196,7 @@ def train_one(
 ) -> tuple[ClinXForTokenClassification, MemberRecord]:
     """Train one model with early stopping on ``eval_documents``; returns it and its record."""
     torch.manual_seed(args.seed)
-    model = initial_model(backbone, labels, args)
+    model = initial_model(backbone, labels, args, train_documents=train_documents, tokenizer=tokenizer)
     room = model.config.max_window_length() - SpecialTokens(tokenizer).count
     if room <= 2 * model.config.context_size:
         raise TrainingSetupError(
@@ -179,7 +209,7 @@ def train_one(
     callbacks = [clock]
     if eval_documents and args.load_best_model_at_end:
         callbacks.append(EarlyStoppingAfterFirstGain(early_stopping_patience=args.early_stopping_patience))
-    check_run_settings(args, train_documents, eval_documents, resuming=last is not None)
+    check_run_settings(args, train_documents, eval_documents, resuming=last is not None, write=is_main_process(args))
     trainer = ClinXTrainer(model, args, tokenizer, train_documents, eval_documents, callbacks=callbacks)
     trainer.train(resume_from_checkpoint=last)
     record = MemberRecord(
@@ -197,6 +227,21 @@ def train_one(
         seed=args.seed,
     )
     return trainer.model, record
+
+
+def is_main_process(args: ClinXTrainingArguments) -> bool:
+    """Whether this process writes the run's files: rank 0 of a ``torchrun``/``accelerate launch`` run (or the only one).
+
+    Every process trains (data-parallel, as the Trainer does); only this one writes models, records,
+    settings, folds, locks and cards, and scores the report split.
+    """
+    return args.process_index == 0
+
+
+def _wait_for_all(args: ClinXTrainingArguments) -> None:
+    """All processes of a data-parallel run meet here (nothing to wait for with one)."""
+    if args.world_size > 1 and torch.distributed.is_initialized():
+        torch.distributed.barrier()
 
 
 def finished_settings(args: ClinXTrainingArguments, train_documents, eval_documents) -> dict:
@@ -315,6 +360,7 @@ def train_recipe(
         labels=labels,
         settings={key: getattr(args, name) for name, key in record_names().items()},
         hardware=hardware(args.device.type),  # where the Trainer ran, not merely what is visible
+        world_size=args.world_size,  # processes training it data-parallel (torchrun --nproc_per_node)
     )
     # Each member of an ensemble trains on all but its fold: the whole training side is trained on.
     trained_on = documents
@@ -332,22 +378,28 @@ def train_recipe(
             eval_docs = [d for d in documents if d.id in held_out]
         trained_on = train_docs
     record.run_settings = recipe_settings(record, args, documents, validation)
-    claim_run_folder(out, record.run_settings, folds, args, overwrite=overwrite)
-    out.mkdir(parents=True, exist_ok=True)
+    main = is_main_process(args)
+    # Rank 0 claims (with overwrite: clears) the folder first; the others then find it as it left it.
+    with args.main_process_first(local=False, desc="claiming the run folder"):
+        claim_run_folder(out, record.run_settings, folds, args, overwrite=overwrite and main)
+        out.mkdir(parents=True, exist_ok=True)
     tokenizer = AutoTokenizer.from_pretrained(args.init_from or backbone)
     # Said at the start, where the user sees it (counts and reasons only, never text).
     record.train_span_findings = span_findings(trained_on, tokenizer, labels, args)
-    for line in span_finding_lines(record.train_span_findings):
+    for line in span_finding_lines(record.train_span_findings) if main else []:
         logger.warning("%s (see %s)", line, TRAINING_RECORD)
     if args.splits <= 1:
         model, member_record = train_one(backbone, tokenizer, labels, train_docs, eval_docs, member_args)
+        if not main:
+            return out
         Extractor(model, tokenizer).save_pretrained(out)
         record.members.append(member_record)
         record.train_seconds = member_record.train_seconds  # interrupted runs' time included
     else:
-        (out / FOLDS_FILE).write_text(json.dumps({"seed": args.seed, "folds": folds}, indent=2) + "\n")
+        if main:
+            (out / FOLDS_FILE).write_text(json.dumps({"seed": args.seed, "folds": folds}, indent=2) + "\n")
         finished = train_members(backbone, tokenizer, labels, documents, folds, out, args)
-        if args.members is not None:
+        if args.members is not None or not main:
             # Other members may be training side by side: a run without members assembles them.
             return out
         members = []
@@ -399,6 +451,9 @@ def train_members(
             f"another run is training members {', '.join(busy)} into {out}: let it finish (then rerun to"
             " assemble), or give this run other --members"
         )
+    # Every process has looked for other runs' locks before rank 0 takes its own.
+    _wait_for_all(args)
+    main = is_main_process(args)
     finished = {}
     for i, fold in enumerate(folds):
         folder = member_folder(out, i)
@@ -423,8 +478,13 @@ def train_members(
             continue
         if i not in selected:
             continue
-        with member_lock(member_lock_path(out, i)):
+        # Each member trains on every process (data-parallel), one member after another; rank 0 holds
+        # its lock and writes it. (Members side by side: one `clinx train --members i` per GPU.)
+        with member_lock(member_lock_path(out, i)) if main else contextlib.nullcontext():
             model, member_record = train_one(backbone, tokenizer, labels, train_docs, eval_docs, member_args)
+            if not main:
+                finished[i] = folder
+                continue
             # Written aside and renamed: a run side by side never sees a member half written.
             partial = folder.with_name(f".{i}.partial")
             shutil.rmtree(partial, ignore_errors=True)
@@ -478,6 +538,9 @@ def train_task(
         backbone, documents, out, args, entity_types=entity_types, validation=validation, task=task_name,
         overwrite=overwrite,
     )
+    if not is_main_process(args):
+        # The model, its record and its scores are rank 0's (scored once, on one process).
+        return {"task": task_name, "out": str(out), "process_index": args.process_index}
     if args.members is not None:
         # Some members only: nothing to score until a run without members assembles the ensemble.
         return {"task": task_name, "out": str(out), "members": ensemble_progress(out, args.splits)}

@@ -266,6 +266,7 @@ def rank_sources(
     max_tokens: int = 2000,
     layer: int = -1,
     tokenizer=None,
+    progress=None,
 ) -> list[tuple[str, float]]:
     """Candidate source models, most similar to the ``reference`` on the target documents first.
 
@@ -300,9 +301,74 @@ def rank_sources(
 
     compare = procrustes_disparity if measure == "procrustes" else linear_cka
     ref_x, ref_covered = features(_model_of(reference), ref_tokenizer)
+    if progress is not None:  # ``update(1)`` per model encoded: the reference, then each candidate
+        progress.update(1)
     scores = []
     for name, candidate in candidates.items():
         x, covered = features(_model_of(candidate), tokenizers[name])
         both = ref_covered & covered
         scores.append((name, compare(ref_x[both], x[both])))
+        if progress is not None:
+            progress.update(1)
     return sorted(scores, key=lambda item: item[1], reverse=measure == "cka")
+
+
+def pyplot():
+    """``matplotlib.pyplot`` with a file-only backend, or an error that says how to install it (the ``plots`` extra)."""
+    try:
+        import matplotlib
+    except ImportError as err:
+        raise ImportError("plots need matplotlib: pip install 'clinx_hub[plots]'") from err
+    matplotlib.use("Agg")  # files only: no display on a server
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_similarity_heatmap(
+    scores: Mapping[str, Mapping[str, float]], path: str | Path, *, measure: str = "procrustes", title: str | None = None
+) -> Path:
+    """A source-by-target heatmap PNG of ``scores[target][source]`` (a missing pair stays blank).
+
+    >>> plot_similarity_heatmap({"meddocan": {"pharmaconer": 0.21}}, "similarity.png")  # doctest: +SKIP
+    PosixPath('similarity.png')
+    """
+    if measure not in MEASURES:
+        raise ValueError(f"unknown measure {measure!r}; choose from {MEASURES}")
+    plt = pyplot()
+    targets = list(scores)
+    sources = sorted({source for row in scores.values() for source in row})
+    if not targets or not sources:
+        raise ValueError("no similarity scores to plot")
+    grid = torch.full((len(sources), len(targets)), float("nan"))
+    for j, target in enumerate(targets):
+        for i, source in enumerate(sources):
+            if source in scores[target]:
+                grid[i, j] = scores[target][source]
+    figure, axes = plt.subplots(figsize=(1.6 + 1.3 * len(targets), 1.2 + 0.55 * len(sources)))
+    # Darker = closer for both measures: disparity is low when close, CKA high.
+    image = axes.imshow(grid.numpy(), cmap="viridis" if measure == "procrustes" else "viridis_r", aspect="auto")
+    axes.set_xticks(range(len(targets)), targets, rotation=30, ha="right")
+    axes.set_yticks(range(len(sources)), sources)
+    axes.set_xlabel("target")
+    axes.set_ylabel("source model")
+    for i in range(len(sources)):
+        for j in range(len(targets)):
+            if not torch.isnan(grid[i, j]):
+                axes.text(j, i, f"{float(grid[i, j]):.3f}", ha="center", va="center", color="white", fontsize=8)
+    label = "Procrustes disparity (lower = closer)" if measure == "procrustes" else "linear CKA (higher = closer)"
+    figure.colorbar(image, ax=axes, label=label)
+    axes.set_title(title or "model similarity on the target's training texts")
+    figure.tight_layout()
+    return save_figure(figure, path)
+
+
+def save_figure(figure, path: str | Path) -> Path:
+    """Save a matplotlib figure as a PNG, written aside and renamed (a reader never sees half a picture), and close it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial.png")
+    figure.savefig(partial, dpi=110)
+    pyplot().close(figure)
+    partial.replace(path)
+    return path

@@ -228,7 +228,9 @@ def test_cli_ranks_saved_models_on_a_brat_folder(
     result = json.loads(capsys.readouterr().out)
     assert result["measure"] == "procrustes" and result["split"] == "train"
     assert [Path(r["candidate"]).name for r in result["ranking"]] == ["near", "unrelated"]
-    assert main(argv + ["--measure", "cka"]) == 0
+    assert main(argv + ["--measure", "cka", "--plot", str(tmp_path / "plots" / "heatmap.png")]) == 0
+    assert (tmp_path / "plots" / "heatmap.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not list((tmp_path / "plots").glob(".*"))  # no partial picture left behind
     table = capsys.readouterr().out.splitlines()
     assert "CKA" in table[0] and table[1].endswith("near") and table[2].endswith("unrelated")
     assert main(argv + ["--split", "test"]) == 2

@@ -647,3 +647,42 @@ def test_patience_counts_from_the_first_evaluation_above_zero() -> None:
     trained = [0.5, 0.6, 0.6, 0.55]
     assert _stopped_after(EarlyStoppingAfterFirstGain(early_stopping_patience=2), trained) == 4
     assert _stopped_after(EarlyStoppingCallback(early_stopping_patience=2), trained) == 4
+
+
+def test_a_fresh_head_starts_at_the_training_tags_log_frequencies_and_predicts_o(
+    tiny_backbone_dir: Path, notes, tmp_path: Path
+) -> None:
+    from clinx_hub.windows import tokenize_document
+
+    tokenizer = __import__("transformers").AutoTokenizer.from_pretrained(tiny_backbone_dir)
+    labels = scheme_labels(TYPES)
+    counts = dict.fromkeys(labels, 0)
+    for document in notes[:8]:
+        tokenized = tokenize_document(document, tokenizer, {label: i for i, label in enumerate(labels)})
+        for tag, labelled in zip(tokenized.tags, tokenized.labelled):
+            if labelled:
+                counts[tag] += 1
+    total = sum(counts.values())
+    torch.manual_seed(0)
+    model = initial_model(str(tiny_backbone_dir), labels, tiny_args(tmp_path), train_documents=notes[:8], tokenizer=tokenizer)
+    expected = torch.tensor([(counts[label] + 1) / (total + len(labels)) for label in labels]).log()
+    assert torch.allclose(model.classifier.bias, expected)
+    assert int(model.classifier.bias.argmax()) == labels.index("O")
+
+    # Untrained, a bias-0 head lets the CRF's random transitions tag spans all over the notes; the
+    # log-prior head predicts (nearly) nothing, as an untrained model should.
+    subwords = sum(len(tokenize_document(d, tokenizer).input_ids) for d in notes[8:12])
+    torch.manual_seed(0)
+    flat = initial_model(str(tiny_backbone_dir), labels, tiny_args(tmp_path))
+    flat_spans = sum(map(len, Extractor(flat.eval(), tokenizer).predict(notes[8:12])))
+    prior_spans = sum(map(len, Extractor(model.eval(), tokenizer).predict(notes[8:12])))
+    assert flat_spans > subwords / 10
+    assert prior_spans < subwords / 50
+
+    # A head that comes with its source (transfer with equal labels) keeps its own bias.
+    Extractor(flat, tokenizer).save_pretrained(tmp_path / "source")
+    transferred = initial_model(
+        "unused", labels, tiny_args(tmp_path, init_from=str(tmp_path / "source")), train_documents=notes[:8],
+        tokenizer=tokenizer,
+    )
+    assert torch.equal(transferred.classifier.bias, flat.classifier.bias)

@@ -1,0 +1,213 @@
+"""The transfer study on tiny models and synthetic BRAT corpora: cells, resume, selection, table, plots."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from clinx_hub.formats.brat import write_brat
+from clinx_hub.recipe import train_task
+from clinx_hub.study import (
+    RESULT_FILE,
+    Cell,
+    StudyError,
+    Target,
+    TransferStudy,
+    cell_folder,
+    parse_sources,
+    run_study,
+    similarity_documents,
+    source_similarity,
+    spearman,
+)
+from clinx_hub.synthetic import synthetic_documents, write_synthetic_corpus
+from clinx_hub.training_args import default_arguments
+
+TINY = dict(
+    num_train_epochs=1, learning_rate=5e-3, head_learning_rate=None, warmup_steps=0, per_device_train_batch_size=8,
+    per_device_eval_batch_size=8, early_stopping_patience=2, attention_dropout=0.0, window_length=64, context_size=8,
+)
+RUN_FIELDS = {"target", "source", "n", "seed", "precision", "recall", "f1", "wall_seconds", "hardware", "settings",
+              "budget", "epochs_run", "fp", "report_split"}
+
+
+@pytest.fixture(scope="module")
+def study_setup(tmp_path_factory, tiny_backbone_dir: Path):
+    root = tmp_path_factory.mktemp("study")
+    alpha, beta = (
+        Target(name, "brat", write_synthetic_corpus(root / name, n_train=5, n_dev=2, n_test=2, seed=seed))
+        for name, seed in (("alpha", 1), ("beta", 2))
+    )
+    # beta's source model: all its training sentences, one epoch; alpha is the target (and, as a
+    # source, named like the target, so never used for it).
+    sources = {"alpha": root / "sources" / "alpha", "beta": root / "sources" / "beta"}
+    args = default_arguments(sources["beta"] / "checkpoints", disable_tqdm=True, **TINY, seed=0)
+    train_task("brat", beta.data_dir, str(tiny_backbone_dir), sources["beta"], args)
+    study = TransferStudy(
+        targets=[alpha], sources=sources, sizes=[6], seeds=[0], backbone=str(tiny_backbone_dir),
+        work=root / "work", settings=dict(TINY), follow_up_sizes=[12],
+    )
+    table = run_study(study, root / "out" / "transfer.json")
+    return study, table, root / "out"
+
+
+def results(study: TransferStudy) -> dict[str, float]:
+    return {str(p.relative_to(study.work)): p.stat().st_mtime_ns for p in sorted(study.work.rglob(RESULT_FILE))}
+
+
+def test_the_table_holds_every_run_and_the_selection(study_setup) -> None:
+    study, table, out = study_setup
+    runs = table["runs"]
+    cells = {(r["target"], r["source"], r["n"]) for r in runs}
+    # No transfer at both sizes, the source at 6, and (predicted = best) at 12.
+    assert cells == {("alpha", None, 6), ("alpha", None, 12), ("alpha", "beta", 6), ("alpha", "beta", 12)}
+    assert set(table["meta"]["trained_now"]) == {
+        Cell(t, s, n, 0).key for t, s, n in cells
+    }
+    for run in runs:
+        assert RUN_FIELDS <= set(run) and run["seed"] == 0 and run["report_split"] == "test"
+        assert 0 <= run["precision"] <= 100 and 0 <= run["f1"] <= 100 and run["settings"]["num_train_epochs"] == 1
+    assert {(r["target"], r["n"]) for r in table["selection"]} == {("alpha", 6)}
+    for row in table["selection"]:
+        other = "beta"
+        assert set(row["similarity"]) == {other} and 0 <= row["similarity"][other] <= 1
+        assert row["predicted_source"] == row["best_source"] == other and row["gap"] == 0
+        assert row["missing_sources"] == [] and row["complete"]
+        no_transfer = next(r["f1"] for r in runs if (r["target"], r["source"], r["n"]) == (row["target"], None, 6))
+        assert row["gain"][other] == pytest.approx(row["f1"][other] - no_transfer, abs=0.011)
+    assert table["spearman"]["pairs"] == 1 and table["spearman"]["rho"] is None  # under 3 pairs
+    assert json.loads((out / "transfer.json").read_text()) == table
+    markdown = (out / "transfer.md").read_text()
+    assert "| alpha | 6 |" in markdown and "Spearman" in markdown
+    for picture in ("transfer-f1-by-n.png", "transfer-similarity.png"):
+        assert (out / picture).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_rerun_trains_nothing_and_a_removed_cell_is_redone_alone(study_setup) -> None:
+    study, first, out = study_setup
+    before = results(study)
+    again = run_study(study, out / "transfer.json", plots=False)
+    assert again["meta"]["trained_now"] == [] and results(study) == before
+    assert again["runs"] == first["runs"]
+
+    removed = Cell("alpha", "beta", 6, 0)
+    shutil.rmtree(cell_folder(study, removed))
+    redone = run_study(study, out / "transfer.json", plots=False)
+    assert redone["meta"]["trained_now"] == [removed.key]
+    after = results(study)
+    assert {k: v for k, v in after.items() if not k.startswith(removed.key)} == {
+        k: v for k, v in before.items() if not k.startswith(removed.key)
+    }
+    # Deterministic for a seed: the cell trained again scores as before.
+    old = next(r for r in first["runs"] if (r["target"], r["source"], r["n"]) == ("alpha", "beta", 6))
+    new = next(r for r in redone["runs"] if (r["target"], r["source"], r["n"]) == ("alpha", "beta", 6))
+    assert (new["f1"], new["fp"]) == (old["f1"], old["fp"])
+
+    # A cell whose training was cut off (its model folder without result) is never counted as done.
+    (cell_folder(study, removed) / RESULT_FILE).unlink()
+    assert run_study(study, out / "transfer.json", plots=False)["meta"]["trained_now"] == [removed.key]
+
+
+def test_a_source_not_trained_yet_waits_and_is_named(study_setup) -> None:
+    study, first, out = study_setup
+    later = TransferStudy(**{**study.__dict__, "sources": {**study.sources, "gamma": out / "no-such-model"}})
+    table = run_study(later, out / "later.json", plots=False)
+    assert table["meta"]["trained_now"] == []
+    assert [(r["target"], r["source"], r["n"]) for r in table["runs"]] == [
+        (r["target"], r["source"], r["n"]) for r in first["runs"]
+    ]
+    assert all(row["missing_sources"] == ["gamma"] and not row["complete"] for row in table["selection"])
+    assert "missing sources: gamma" in (out / "later.md").read_text()
+
+
+def test_the_selection_never_reads_the_report_split(study_setup) -> None:
+    study, table, _ = study_setup
+    alpha = study.target("alpha")
+    documents = similarity_documents(alpha, 6)
+    assert documents and all(d.id.startswith("synthetic-es-1-train") for d in documents)
+    cached = study.work / "similarity" / "alpha-n6-procrustes.json"
+    scores = json.loads(cached.read_text())["scores"]
+    # Other report-split notes, and the cache gone: the similarity is computed again, and the same.
+    shutil.rmtree(alpha.data_dir / "test")
+    write_brat(synthetic_documents(3, seed=99), alpha.data_dir / "test")
+    cached.unlink()
+    assert source_similarity(study, "alpha", 6)["scores"] == pytest.approx(scores)
+
+
+def test_a_result_of_other_settings_is_refused(study_setup) -> None:
+    study, _, out = study_setup
+    other = TransferStudy(**{**study.__dict__, "settings": {**study.settings, "num_train_epochs": 3}})
+    with pytest.raises(StudyError, match="other settings"):
+        run_study(other, out / "other.json", plots=False)
+
+
+def test_spearman_with_ties_and_the_specs() -> None:
+    assert spearman([1, 2, 3], [3, 2, 1]) == -1.0
+    assert spearman([1, 2, 2, 3], [1, 2, 3, 4]) == pytest.approx(0.9487, abs=1e-4)
+    assert spearman([1, 2], [1, 2]) is None and spearman([1, 1, 1], [1, 2, 3]) is None
+    scipy_stats = pytest.importorskip("scipy.stats")
+    x, y = [0.3, 0.1, 0.4, 0.1, 0.5, 0.9], [2.0, 7.1, 1.8, 2.8, 1.8, 0.0]
+    assert spearman(x, y) == pytest.approx(scipy_stats.spearmanr(x, y).statistic, abs=1e-4)
+    with pytest.raises(StudyError, match="TASK=MODEL_DIR"):
+        parse_sources(["meddocan"])
+    with pytest.raises(StudyError, match="needs --data-dir"):
+        Target.parse("meddocan", None)
+
+
+def test_cli_study_transfer_reads_the_grid_and_names_what_it_refuses(study_setup, capsys) -> None:
+    from clinx_hub.cli import main
+
+    study, _, out = study_setup
+    argv = ["study", "transfer", "--model", study.backbone, "--n", "6", "--seeds", "0", "--work", str(study.work),
+            "--out", str(out / "cli.json"), "--no-plots"]
+    targets = [arg for t in study.targets for arg in ("--target", f"{t.name}=brat:{t.data_dir}")]
+    sources = [arg for name, folder in study.sources.items() for arg in ("--source", f"{name}={folder}")]
+    assert main([*argv, *targets, "--source", "alpha"]) == 2
+    assert "--source 'alpha': expected TASK=MODEL_DIR" in capsys.readouterr().err
+    assert main([*argv, "--target", "meddocan"]) == 2
+    assert "needs --data-dir" in capsys.readouterr().err
+    # The CLI's settings (20 epochs...) are not those the cells in --work were trained with: refused, naming the cell.
+    assert main([*argv, *targets, *sources]) == 2
+    assert f"{RESULT_FILE} was trained with other settings" in capsys.readouterr().err
+    assert not (out / "cli.json").exists()
+
+
+def test_a_cell_another_live_run_is_training_is_refused(study_setup) -> None:
+    import os
+    import socket
+
+    from clinx_hub.study import run_cells
+    from clinx_hub.training_args import TrainingSetupError
+
+    study, _, _ = study_setup
+    cell = Cell("alpha", "beta", 6, 0)
+    result = cell_folder(study, cell) / RESULT_FILE
+    kept = result.read_text()
+    result.unlink()
+    lock = cell_folder(study, cell) / ".cell.lock"
+    lock.write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname()}))  # a live holder: this test
+    try:
+        with pytest.raises(TrainingSetupError, match="another run"):
+            run_cells(study, [cell])
+        assert not result.exists()
+    finally:
+        lock.unlink()
+        result.write_text(kept)
+
+
+@pytest.mark.slow  # each spawned process imports torch and transformers afresh
+def test_cells_side_by_side_train_in_their_own_processes_as_they_would_here(study_setup, tmp_path: Path) -> None:
+    study, _, _ = study_setup
+    # Sizes 6 and 8 without sources: two no-transfer cells, each in a spawned process of its own.
+    side = TransferStudy(**{**study.__dict__, "work": tmp_path / "work", "sources": {}, "sizes": [6, 8],
+                            "follow_up_sizes": []})
+    table = run_study(side, tmp_path / "side.json", processes=2, threads=1, plots=False)
+    assert sorted(table["meta"]["trained_now"]) == ["alpha/n6/none/seed0", "alpha/n8/none/seed0"]
+    assert all("1 torch threads" in r["hardware"] for r in table["runs"])
+    # Deterministic for a seed: the same cell trained here (in the fixture) has the same weights.
+    here = cell_folder(study, Cell("alpha", None, 6, 0)) / "model" / "model.safetensors"
+    there = cell_folder(side, Cell("alpha", None, 6, 0)) / "model" / "model.safetensors"
+    assert here.read_bytes() == there.read_bytes()
