@@ -28,7 +28,7 @@ _MODEL_LAYER = {
     "ClinXEnsemble": "ensemble",
     "Extractor": "ensemble",
     "load_extractor": "ensemble",
-    "extraction_pipeline": "pipeline",
+    "extraction_pipeline": "extractor_pipeline",
     "ClinXTrainer": "trainer",
     "ClinXTrainingArguments": "training_args",
     "train_task": "recipe",
@@ -56,7 +56,7 @@ if TYPE_CHECKING:  # what static tools and IDEs see; at run time __getattr__ imp
     from .evaluation import score_documents
     from .model_card import ClinXCardData
     from .modeling_clinx import ClinXForTokenClassification
-    from .pipeline import extraction_pipeline
+    from .extractor_pipeline import extraction_pipeline
     from .push import push_model
     from .recipe import train_task
     from .trainer import ClinXTrainer

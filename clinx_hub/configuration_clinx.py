@@ -6,7 +6,17 @@ only transformers.
 
 from __future__ import annotations
 
+import sys
+
 from transformers import AutoConfig, PretrainedConfig
+
+PIPELINE_TASK = "clinx-extraction"
+PIPELINE_DECLARATION = {
+    PIPELINE_TASK: {"impl": "pipeline.ClinXExtractionPipeline", "pt": ["AutoModelForTokenClassification"], "type": "text"}
+}
+"""``custom_pipelines`` of every saved config: ``pipeline("clinx-extraction", model=REPO, trust_remote_code=True)``
+then builds the pipeline from the folder's ``pipeline.py`` (and the extraction files beside it) where
+clinx_hub is not installed."""
 
 LABEL_SCHEMES = ("bioes", "bio")
 CONTEXT_MODES = ("window", "sentence")
@@ -93,6 +103,30 @@ class ClinXConfig(PretrainedConfig):
         if encoder.get("model_type") in ("roberta", "xlm-roberta", "xlm-roberta-xl", "camembert"):
             positions -= encoder.get("pad_token_id", 1) + 1
         return min(self.window_length, positions)
+
+    @property
+    def custom_pipelines(self) -> dict:
+        """The pipeline declaration, unless this process has the task registered (clinx_hub imported).
+
+        transformers' ``pipeline()`` prefers a config's declaration to its own registry and then
+        insists on ``trust_remote_code=True``; where clinx_hub serves the task itself, the
+        declaration steps aside so that ``pipeline("clinx-extraction", model=folder)`` needs no
+        remote code. Saved configs always carry it (:meth:`to_dict`).
+        """
+        registry = getattr(sys.modules.get("transformers.pipelines"), "PIPELINE_REGISTRY", None)
+        if registry is not None and PIPELINE_TASK in registry.supported_tasks:
+            return {}
+        return {task: dict(info) for task, info in PIPELINE_DECLARATION.items()}
+
+    @custom_pipelines.setter
+    def custom_pipelines(self, value: dict) -> None:
+        # A saved config's copy (or transformers' own Pipeline.save_pretrained): the declaration is fixed.
+        pass
+
+    def to_dict(self) -> dict:
+        output = super().to_dict()
+        output["custom_pipelines"] = {task: dict(info) for task, info in PIPELINE_DECLARATION.items()}
+        return output
 
     @property
     def entity_types(self) -> list[str]:

@@ -42,7 +42,7 @@ from pathlib import Path
 from .documents import Document
 from .ensemble import ClinXEnsemble, Extractor, load_extractor
 from .folders import TRAINING_RECORD, is_model_folder
-from .outputs import DEID_TASKS, deidentify, highlighted, jsonl_lines
+from .outputs import DEID_TASKS, SPAN_FIELDS, deidentify, highlighted, jsonl_lines, span_records
 from .quickstart import DEFAULT_OUT
 
 DEFAULT_MODEL = str(DEFAULT_OUT / "model")
@@ -59,7 +59,8 @@ STATE_SECONDS = 900
 """How long a session keeps its last result in memory for downloads."""
 CACHE_SWEEP = (60, 600)
 """Gradio deletes the app's cached files (uploads, downloads) older than 600 s, every 60 s."""
-TABLE_COLUMNS = ["document", "label", "text", "start", "end", "confidence"]
+TABLE_COLUMNS = ["document", *SPAN_FIELDS]
+"""The document's id, then the one span record of every clinx_hub output (``outputs.span_records``)."""
 PRIVACY_NOTE = (
     "**Privacy.** Use invented or de-identified text only. This demo does not log or store what you "
     "submit: text stays in memory while it is processed; uploaded files, and downloads when you ask for "
@@ -157,8 +158,9 @@ def no_model_message(models: Mapping[str, str]) -> str:
 class ModelShelf:
     """Opens each model once, on first use, and shares it between requests (inference is read-only)."""
 
-    def __init__(self, models: Mapping[str, str]):
+    def __init__(self, models: Mapping[str, str], *, device: str | None = None, dtype: str | None = None):
         self.models = dict(models)
+        self.device, self.dtype = device, dtype  # where and in which precision models open (devices.py)
         self._open: dict[str, DemoModel] = {}
         self._lock = threading.Lock()
 
@@ -171,7 +173,7 @@ class ModelShelf:
             raise DemoInputError(f"unknown model {name!r}")
         with self._lock:
             if name not in self._open:
-                self._open[name] = _open_model(name, self.models[name])
+                self._open[name] = _open_model(name, self.models[name], device=self.device, dtype=self.dtype)
             return self._open[name]
 
 
@@ -185,7 +187,7 @@ def _looks_local(source: str) -> bool | None:
     return None
 
 
-def _open_model(name: str, source: str) -> DemoModel:
+def _open_model(name: str, source: str, *, device: str | None = None, dtype: str | None = None) -> DemoModel:
     from .folders import ModelNotAvailable
     from .hub import available_model
 
@@ -200,7 +202,7 @@ def _open_model(name: str, source: str) -> DemoModel:
         except ModelNotAvailable as err:
             raise DemoInputError(str(err)) from None
     try:
-        extractor = load_extractor(folder)
+        extractor = load_extractor(folder, device=device, dtype=dtype)
     except ModelNotAvailable as err:  # ModelFolderError too: a folder that is not a (safe) clinx model
         raise DemoInputError(str(err)) from None
     record_file = folder / TRAINING_RECORD
@@ -279,9 +281,10 @@ def result_views(documents: Sequence[Document], deidentification: bool, mode: st
         if header:
             pieces.append((header, None))
         pieces += highlighted(document.text, document.spans)
-        for span in document.spans:
-            score = None if span.score is None else round(span.score, 3)
-            rows.append([document.id, span.label, span.text, span.start, span.end, score])
+        for record in span_records(document.spans):
+            if record["score"] is not None:
+                record["score"] = round(record["score"], 3)
+            rows.append([document.id, *(record[field] for field in SPAN_FIELDS)])
         if deidentification:
             deid.append(header + deidentify(document.text, document.spans, mode=mode))
     return pieces, rows, "".join(deid)
@@ -489,6 +492,8 @@ def build_demo(
     concurrency_limit: int = 2,
     max_queue: int = 64,
     short_chars: int | None = None,
+    device: str | None = None,
+    dtype: str | None = None,
 ):
     """The demo as a ``gr.Blocks``; serve it with ``run_until_stopped(demo)``.
 
@@ -500,6 +505,7 @@ def build_demo(
             in the lanes of ``ExtractionLanes``.
         short_chars: requests up to this many characters take the short lane (default
             ``$CLINX_DEMO_SHORT_CHARS`` or 5,000; 0: one first-come-first-served line).
+        device, dtype: where and in which precision each model opens (``load_extractor``; None: the CPU, fp32).
 
     >>> demo = build_demo(["runs/quickstart/model"])  # doctest: +SKIP
     >>> run_until_stopped(demo, server_port=7861)  # doctest: +SKIP
@@ -509,7 +515,7 @@ def build_demo(
     from .synthetic import example_notes
 
     private_cache()  # before any component: each reads Gradio's cache folder when it is made
-    shelf = ModelShelf(parse_models(model_paths))
+    shelf = ModelShelf(parse_models(model_paths), device=device, dtype=dtype)
     max_chars = max_chars or int(os.environ.get(MAX_CHARS_ENV, DEFAULT_MAX_CHARS))
     if short_chars is None:
         short_chars = int(os.environ.get(SHORT_CHARS_ENV, DEFAULT_SHORT_CHARS))
@@ -675,9 +681,12 @@ def run_until_stopped(demo, **overrides) -> None:
                 signal.signal(signum, handler)
 
 
-def serve(models: Sequence[str] | None = None, *, host: str = "127.0.0.1", port: int | None = None) -> None:
-    """What ``clinx demo`` runs: build, warm up the first model, serve until stopped."""
-    demo = build_demo(list(models) if models else None)
+def serve(
+    models: Sequence[str] | None = None, *, host: str = "127.0.0.1", port: int | None = None,
+    device: str | None = None, dtype: str | None = None,
+) -> None:
+    """What ``clinx demo`` runs: build, warm up the first model, serve until stopped (models on ``device``, ``dtype``)."""
+    demo = build_demo(list(models) if models else None, device=device, dtype=dtype)
     try:
         warm_up(demo)
     except DemoInputError as err:

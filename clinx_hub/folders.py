@@ -200,7 +200,7 @@ def model_folder_problems(folder: Path) -> list[str]:
             found = f"model_type {model_type!r}, not {MODEL_TYPE!r}" if model_type else "no model_type"
             problems.append(
                 f"{CONFIG_FILE} has {found}"
-                + " (a plain encoder, or another kind of model: an encoder is a backbone for `clinx train --model`)"
+                + " (a plain encoder, or another kind of model: an encoder is a backbone for `clinx train --backbone`)"
             )
     problems += onnx_problems(folder) if is_onnx_folder(folder) else weight_problems(folder)
     if not any((folder / name).is_file() for name in TOKENIZER_FILES):

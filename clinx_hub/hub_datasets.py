@@ -164,10 +164,13 @@ def sentence_rows(documents: list[Document]) -> list[dict]:
     return rows
 
 
-def convert(task_name: str, data_dir: Path, out: Path, *, overwrite: bool = False, license: str | None = None) -> Path:
+def convert(
+    task_name: str, data_dir: Path, out: Path, *, overwrite: bool = False, license: str | None = None, progress=None
+) -> Path:
     """Write task ``task_name`` read from ``data_dir`` as a Hub-ready dataset folder at ``out``.
 
-    ``license`` (a Hub licence id) goes into the card instead of the task's own licence.
+    ``license`` (a Hub licence id) goes into the card instead of the task's own licence;
+    ``progress`` (a tqdm bar) gets ``update(documents)`` as each split is written.
 
     >>> convert("meddocan", Path("../shared/corpora"), Path("meddocan-hub"))  # doctest: +SKIP
     >>> datasets.load_dataset("meddocan-hub", "sentences")  # doctest: +SKIP
@@ -197,6 +200,8 @@ def convert(task_name: str, data_dir: Path, out: Path, *, overwrite: bool = Fals
             # schema's "huggingface" metadata carries the Features, ClassLabel names included.
             table = pa.Table.from_pylist(rows, schema=_features(config, tags).arrow_schema)
             pq.write_table(table, folder / f"{split}-00000-of-00001.parquet")
+        if progress is not None:
+            progress.update(len(documents))
     card = dataset_card(task, stats, list(splits), labels, license=license)
     (out / CARD_FILE).write_text(card, encoding="utf-8")
     return out

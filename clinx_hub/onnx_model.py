@@ -114,6 +114,11 @@ class OnnxClinXModel(nn.Module):
         return model.eval()
 
     @property
+    def device(self) -> torch.device:
+        """Where the CRF and the emissions' tensors live (transformers' Pipeline reads it as a model's)."""
+        return self.anchor.device
+
+    @property
     def providers(self) -> list[str]:
         """The execution providers onnxruntime runs this model with, best first."""
         return list(self.session.get_providers())

@@ -89,13 +89,17 @@ def prepare_output_folder(
         raise OutputFolderError(f"cannot write here ({err.strerror or type(err).__name__})", out) from None
 
 
+SPAN_FIELDS = ("start", "end", "label", "text", "score")
+"""The one span record of every output: JSON lines, the pipeline, the demo's table, parquet shards."""
+
+
 def span_records(spans: Sequence[Span]) -> list[dict]:
-    """Plain dictionaries (JSON-ready), one per span.
+    """Plain dictionaries (JSON-ready), one per span, with the keys of ``SPAN_FIELDS``.
 
     >>> span_records([Span(0, 4, "EDAD", "45 a", score=0.9)])
     [{'start': 0, 'end': 4, 'label': 'EDAD', 'text': '45 a', 'score': 0.9}]
     """
-    return [{"start": s.start, "end": s.end, "label": s.label, "text": s.text, "score": s.score} for s in spans]
+    return [{field: getattr(s, field) for field in SPAN_FIELDS} for s in spans]
 
 
 def jsonl_lines(ids: Sequence[str], predictions: Sequence[Sequence[Span]]) -> list[str]:

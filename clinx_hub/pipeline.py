@@ -12,43 +12,52 @@ How it differs from ``pipeline("token-classification")`` on the same model:
   windows meet. ``token-classification`` truncates, or with ``stride`` decodes overlapping chunks
   independently and keeps the longer of two overlapping entities.
 - **Scores.** A span's score is the mean CRF marginal of its subwords' tags.
+- **Records.** Each span is the one record every clinx_hub output uses
+  (:func:`clinx_hub.outputs.span_records`): ``start``, ``end``, ``label``, ``text``, ``score``.
 
-``config.viterbi_logits=True`` makes ``token-classification`` show the CRF path (as BIO) on text
-that fits one window and has no bare ``▁`` subword; see :class:`clinx_hub.ClinXConfig`.
+``token-classification``'s call options are understood: ``aggregation_strategy`` ("simple",
+"first", "max", "average": the CRF already gives whole spans, so each gives the same spans;
+"none" has no per-subword entities to return and is refused), ``ignore_labels``, ``threshold``
+(on the span score) and ``batch_size``; ``device`` and ``dtype`` are ``pipeline()``'s own.
 
-All of it is :func:`clinx_hub.extraction.extract_documents`; this module only adapts inputs and
-outputs. Single models load with ``pipeline("clinx-extraction", model=...)``; ensemble folders
-(``ensemble.json``, no ``config.json`` at the top) through :func:`extraction_pipeline`.
+All of it is :func:`clinx_hub.extraction.extract_documents`. This file and the extraction files it
+imports travel to the Hub beside the model (``config.custom_pipelines``), so it imports only
+transformers and files of that set: where clinx_hub is not installed,
+``pipeline("clinx-extraction", model=REPO, trust_remote_code=True)`` runs this very code. Where it
+is installed, ``pipeline("clinx-extraction", model=...)`` opens what ``load_extractor`` opens (a
+model, an ensemble folder, an exported folder: :mod:`clinx_hub.extractor_pipeline`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from itertools import islice
-from pathlib import Path
-from typing import Any
 
 from transformers import Pipeline
 
 from .documents import Document, Span
-from .ensemble import load_extractor
 from .extraction import _as_documents, extract_documents
-from .folders import MODEL_TYPE, ModelFolderError
 from .outputs import deidentify as deidentified_text
+from .outputs import span_records
+
+# transformers' remote-code loader finds the files to fetch by their `from .x import` lines, and
+# extraction.py imports streaming as a module (`from . import streaming`, so tests can patch it).
+from .streaming import extract_long  # noqa: E402, F401, I001
 
 TASK = "clinx-extraction"
+MODEL_TYPE = "clinx"
 DEID_MODES = ("label", "surrogate")
+AGGREGATION_STRATEGIES = ("simple", "first", "max", "average")
+"""token-classification's strategies that group subwords into entities; the CRF's spans already are whole."""
+CALL_OPTIONS = ("aggregation_strategy", "ignore_labels", "threshold", "batch_size")
 
 
 class ClinXExtractionPipeline(Pipeline):
     """Spans of one text or of many texts, each of any length, the way the model was trained.
 
-    Each span is a dict with the keys of ``token-classification``'s grouped output:
-    ``entity_group`` (the label, never with a ``B-``/``E-``/``S-`` prefix), ``score``, ``word``
-    (the exact text ``text[start:end]``), ``start`` and ``end`` (character offsets).
-    With ``deidentify="label"`` or ``"surrogate"`` each text gives
-    ``{"entities": [...], "deidentified": masked_text}`` instead (see
-    :func:`clinx_hub.outputs.deidentify`).
+    Each span is a dict ``{"start", "end", "label", "text", "score"}``: character offsets, the
+    label (never with a ``B-``/``E-``/``S-`` prefix), the exact text ``text[start:end]`` and the
+    mean CRF marginal. De-identified text is its own call, :meth:`deidentify`.
 
     ``batch_size`` (default 16) is the number of encoder windows per forward pass; windows of
     all texts in a call are sorted by length before batching.
@@ -61,9 +70,9 @@ class ClinXExtractionPipeline(Pipeline):
 
     >>> import clinx_hub
     >>> from transformers import pipeline
-    >>> extract = pipeline("clinx-extraction", model="runs/meddocan")  # doctest: +SKIP
-    >>> extract("Paciente de 45 años.")  # doctest: +SKIP
-    [{'entity_group': 'EDAD_SUJETO_ASISTENCIA', 'score': 0.98, 'word': '45 años', 'start': 12, 'end': 19}]
+    >>> extract = pipeline("clinx-extraction", model="runs/quickstart/model")  # doctest: +SKIP
+    >>> extract("Paciente de 45 años.", threshold=0.5)  # doctest: +SKIP
+    [{'start': 12, 'end': 19, 'label': 'EDAD_SUJETO_ASISTENCIA', 'text': '45 años', 'score': 0.98}]
     """
 
     _load_tokenizer = True
@@ -80,47 +89,91 @@ class ClinXExtractionPipeline(Pipeline):
         model_type = getattr(self.model.config, "model_type", None)
         if model_type != MODEL_TYPE:
             # transformers opens a plain encoder folder with a random head: it would tag noise.
-            raise ModelFolderError(
+            raise ValueError(
                 f"{self.model.name_or_path or 'the model'} is not a clinx_hub model (model_type {model_type!r}, "
                 f"not {MODEL_TYPE!r}): {TASK} needs a model trained with clinx_hub"
             )
-        # An extractor (one model or an ensemble) predicts instead of the bare model.
-        self.extractor = extractor
-        if extractor is not None:
-            for member in extractor.members:
-                member.model.to(self.device)
+        # An extractor (one model, an ensemble, an exported model) predicts instead of the bare model;
+        # clinx_hub's loader hands it over on the model it opened.
+        self.extractor = extractor if extractor is not None else getattr(self.model, "clinx_extractor", None)
+        if self.extractor is not None:
+            self.extractor.to(self.device)
 
-    def _sanitize_parameters(self, deidentify: str | None = None, **unknown):
-        if unknown:
-            raise TypeError(f"{TASK} pipeline got unexpected options {sorted(unknown)}; it takes deidentify and batch_size")
-        postprocess = {}
+    def _sanitize_parameters(
+        self,
+        aggregation_strategy=None,
+        ignore_labels: Iterable[str] | None = None,
+        threshold: float | None = None,
+        deidentify=None,
+        **unknown,
+    ):
         if deidentify is not None:
-            if deidentify not in DEID_MODES:
-                raise ValueError(f"deidentify={deidentify!r}; expected one of {DEID_MODES}")
-            postprocess["deidentify"] = deidentify
+            raise TypeError(
+                f"{TASK} returns spans; de-identified text is its own call: pipe.deidentify(texts, mode={deidentify!r})"
+            )
+        if unknown:
+            raise TypeError(f"{TASK} got unexpected options {sorted(unknown)}; it takes {', '.join(CALL_OPTIONS)}")
+        postprocess = {}
+        if aggregation_strategy is not None:
+            strategy = str(getattr(aggregation_strategy, "value", aggregation_strategy)).lower()
+            if strategy == "none":
+                raise ValueError(
+                    f"aggregation_strategy='none' asks for one entity per subword, which {TASK} does not have: the "
+                    f"CRF decodes whole spans (BIOES Viterbi). Leave it out, or use one of {AGGREGATION_STRATEGIES}"
+                    " (all give the same whole spans)"
+                )
+            if strategy not in AGGREGATION_STRATEGIES:
+                raise ValueError(f"aggregation_strategy={aggregation_strategy!r}; expected one of {AGGREGATION_STRATEGIES}")
+        if ignore_labels is not None:
+            if isinstance(ignore_labels, str):
+                raise TypeError(f"ignore_labels takes a list of labels, got the string {ignore_labels!r}")
+            postprocess["ignore_labels"] = frozenset(ignore_labels)
+        if threshold is not None:
+            if not 0.0 <= float(threshold) <= 1.0:
+                raise ValueError(f"threshold={threshold!r}; a span score is between 0 and 1")
+            postprocess["threshold"] = float(threshold)
         return {}, {}, postprocess
 
     def __call__(self, inputs: str | Document | Iterable[str | Document], batch_size: int | None = None, **kwargs):
         """Spans of a text (a list of dicts), of a list of texts (a list of lists), or lazily of a stream."""
-        _, _, postprocess_params = self._sanitize_parameters(**kwargs)
-        postprocess_params = {**self._postprocess_params, **postprocess_params}
+        options = self._call_options(kwargs)
         batch_size = batch_size or self._batch_size or 16
         if isinstance(inputs, (str, Document)):
-            return self._run([inputs], batch_size, postprocess_params)[0]
+            return self._run([inputs], batch_size, options)[0]
         if isinstance(inputs, (list, tuple)):
-            return self._run(list(inputs), batch_size, postprocess_params)
-        return self._stream(iter(inputs), batch_size, postprocess_params)
+            return self._run(list(inputs), batch_size, options)
+        return self._stream(iter(inputs), batch_size, options)
 
-    def _run(self, items: Sequence[str | Document], batch_size: int, postprocess_params: dict) -> list:
+    def deidentify(self, inputs: str | Sequence[str], mode: str = "label", batch_size: int | None = None, **kwargs):
+        """The text with every span replaced (``"label"``: ``[NOMBRE]``; ``"surrogate"``: an invented stand-in).
+
+        Takes the call's options too (``threshold``, ``ignore_labels``: what is not masked stays as written).
+
+        >>> pipe.deidentify("Paciente Juan García.")  # doctest: +SKIP
+        'Paciente [NOMBRE].'
+        """
+        if mode not in DEID_MODES:
+            raise ValueError(f"mode={mode!r}; expected one of {DEID_MODES}")
+        texts = [inputs] if isinstance(inputs, (str, Document)) else list(inputs)
+        options = self._call_options(kwargs)
+        documents = self.preprocess(texts)
+        kept = self._kept(self.forward(documents, batch_size=batch_size or self._batch_size or 16), **options)
+        masked = [deidentified_text(d.text, spans, mode=mode) for d, spans in zip(documents, kept)]
+        return masked[0] if isinstance(inputs, (str, Document)) else masked
+
+    def _call_options(self, kwargs: dict) -> dict:
+        _, _, options = self._sanitize_parameters(**kwargs)
+        return {**self._postprocess_params, **options}
+
+    def _run(self, items: Sequence[str | Document], batch_size: int, options: dict) -> list:
         if not items:
             return []
         documents = self.preprocess(items)
-        predictions = self.forward(documents, batch_size=batch_size)
-        return self.postprocess((documents, predictions), **postprocess_params)
+        return self.postprocess(self.forward(documents, batch_size=batch_size), **options)
 
-    def _stream(self, items: Iterator[str | Document], batch_size: int, postprocess_params: dict) -> Iterator:
+    def _stream(self, items: Iterator[str | Document], batch_size: int, options: dict) -> Iterator:
         while group := list(islice(items, self.DOCUMENTS_PER_GROUP)):
-            yield from self._run(group, batch_size, postprocess_params)
+            yield from self._run(group, batch_size, options)
 
     def preprocess(self, items: Sequence[str | Document]) -> list[Document]:
         """Texts (or clinx_hub Documents) -> Documents with sentence boundaries."""
@@ -134,39 +187,17 @@ class ClinXExtractionPipeline(Pipeline):
             return self.extractor.predict(documents, batch_size=batch_size)
         return extract_documents(self.model, self.tokenizer, documents, batch_size=batch_size)
 
-    def postprocess(self, outputs: tuple[list[Document], list[list[Span]]], deidentify: str | None = None) -> list:
-        documents, predictions = outputs
-        results = []
-        for document, spans in zip(documents, predictions):
-            entities = [
-                {"entity_group": s.label, "score": s.score, "word": s.text, "start": s.start, "end": s.end}
-                for s in spans
-            ]
-            if deidentify is None:
-                results.append(entities)
-            else:
-                masked = deidentified_text(document.text, spans, mode=deidentify)
-                results.append({"entities": entities, "deidentified": masked})
-        return results
+    @staticmethod
+    def _kept(
+        predictions: list[list[Span]], ignore_labels: frozenset[str] = frozenset(), threshold: float | None = None
+    ) -> list[list[Span]]:
+        return [
+            [s for s in spans if s.label not in ignore_labels and (threshold is None or (s.score or 0.0) >= threshold)]
+            for spans in predictions
+        ]
+
+    def postprocess(self, predictions: list[list[Span]], **options) -> list[list[dict]]:
+        return [span_records(spans) for spans in self._kept(predictions, **options)]
 
 
-def extraction_pipeline(path: str | Path, *, device: Any = None, **kwargs) -> ClinXExtractionPipeline:
-    """The ``clinx-extraction`` pipeline of a model folder or of an ensemble folder.
-
-    ``pipeline("clinx-extraction", model=...)`` needs a ``config.json`` at the folder's top,
-    which an ensemble folder does not have; this opens either with
-    :func:`clinx_hub.ensemble.load_extractor` (members vote span by span).
-
-    >>> extract = extraction_pipeline("runs/meddocan-ensemble")  # doctest: +SKIP
-    >>> extract(["Paciente de 45 años.", "Alta el 3 de mayo."])  # doctest: +SKIP
-    """
-    extractor = load_extractor(path)
-    # The base class wants one model and tokenizer: the first member's (an ensemble has no model
-    # of its own); the extractor predicts, every member voting.
-    first = extractor.members[0]
-    return ClinXExtractionPipeline(
-        model=first.model, tokenizer=first.tokenizer, extractor=extractor, task=TASK, device=device, **kwargs
-    )
-
-
-__all__ = ["ClinXExtractionPipeline", "extraction_pipeline"]
+__all__ = ["ClinXExtractionPipeline"]

@@ -8,7 +8,7 @@ grow with the corpus. Each packed sequence is ``CLS`` + subwords + ``SEP``, and 
 between any two documents in it. Masking is transformers' ``DataCollatorForLanguageModeling``
 (whole-word masking on request); perplexity is measured on held-out documents of the training
 side, with masks fixed once, before and after. The output folder is an encoder that
-``clinx train --model`` takes, with a card of statistics (never text).
+``clinx train --backbone`` takes, with a card of statistics (never text).
 
 >>> corpus = PretrainingCorpus(texts=["notes/"])  # doctest: +SKIP
 >>> pretrain("xlm-roberta-base", corpus, "runs/xlmr-clinical", PretrainingSettings(max_steps=1000))  # doctest: +SKIP
@@ -628,7 +628,7 @@ def encoder_card(record: PretrainingRecord) -> str:
         f"# {record.base_model}, further pre-trained with clinx_hub (masked language modelling)", "",
         f"Domain-adaptive pre-training as in CLIN-X (Lange et al. 2022, section 3.1) with `clinx pretrain`: "
         f"the encoder of `{record.base_model}` trained further with masked language modelling. Use it as a "
-        "backbone: `clinx train TASK --data-dir DIR --model THIS_FOLDER --out OUT`.", "",
+        "backbone: `clinx train TASK --data-dir DIR --backbone THIS_FOLDER --out OUT`.", "",
         "| | |", "|---|---|",
         f"| base model | `{record.base_model}` |",
         f"| text | {'; '.join(record.sources)} |",

@@ -3,7 +3,7 @@
 With no arguments it needs no network and no data: clinx_hub writes invented Spanish notes in
 BRAT form (``synthetic.py``), trains a 3-member random-split ensemble on the MiniLM encoder that
 installs from PyPI (or, where that package is missing, a small encoder built here), scores the
-test notes and says where the model went. ``--data-dir`` and ``--model`` run the same recipe for
+test notes and says where the model went. ``--data-dir`` and ``--backbone`` run the same recipe for
 real.
 """
 

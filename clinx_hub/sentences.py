@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from clinx_hub.documents import Span
+from .documents import Span
 
 # Lower-cased words that end with a period without ending the sentence (Spanish and English clinical
 # usage). Units are deliberately absent: "mide 3 cm." often does end a sentence.

@@ -7,12 +7,14 @@ on documents (``evaluation.py``), so early stopping follows the shared tasks' me
 from __future__ import annotations
 
 import json
+import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import torch
 from transformers import EarlyStoppingCallback, Trainer, TrainerCallback, TrainingArguments
+from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
 from .documents import Document
 from .encoding import pad_windows
@@ -89,6 +91,10 @@ class ClinXTrainer(Trainer):
             processing_class=tokenizer,
             **kwargs,
         )
+        # One clean line per evaluation (and the step bar) instead of the Trainer's raw log dicts.
+        bar = self.pop_callback(ProgressCallback) is not None
+        self.pop_callback(PrinterCallback)
+        self.add_callback(EvaluationLines(bar=bar))
 
     def _windows(self, config, tokenizer, documents: Sequence[Document], findings: list) -> list[Window]:
         first_subword = config.tagging_level == "first_subword"
@@ -151,14 +157,7 @@ class ClinXTrainer(Trainer):
             return metrics
         documents = self.eval_documents if eval_dataset is None else _scored_documents(eval_dataset)
         start = time.time()
-        # F1 needs the Viterbi path only: no marginals.
-        predictions = extract_documents(
-            self.model,
-            self.processing_class,
-            documents,
-            batch_size=self.args.per_device_eval_batch_size,
-            with_scores=False,
-        )
+        predictions = self._distributed_predictions(documents)
         scores = score_documents(documents, [d.with_spans(p) for d, p in zip(documents, predictions)])
         metrics = {
             f"{metric_key_prefix}_precision": scores.micro.precision,
@@ -169,6 +168,29 @@ class ClinXTrainer(Trainer):
         self.log(metrics)
         self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
         return metrics
+
+
+    def _distributed_predictions(self, documents: Sequence[Document]) -> list:
+        """Viterbi spans of ``documents`` (no marginals: F1 needs the path only), shared out over the processes.
+
+        In a data-parallel run each process decodes every world_size-th document and all gather the
+        spans, so the documents are decoded once in all, and every process scores the same F1 (early
+        stopping and the best checkpoint must agree across processes).
+        """
+        world, rank = self.args.world_size, self.args.process_index
+        distributed = world > 1 and torch.distributed.is_initialized()
+        mine = documents[rank::world] if distributed else documents
+        predictions = extract_documents(
+            self.model, self.processing_class, mine, batch_size=self.args.per_device_eval_batch_size, with_scores=False
+        )
+        if not distributed:
+            return predictions
+        gathered: list = [None] * world
+        torch.distributed.all_gather_object(gathered, predictions)
+        merged: list = [None] * len(documents)
+        for r, part in enumerate(gathered):
+            merged[r::world] = part
+        return merged
 
 
 def _scored_documents(eval_dataset: Sequence[Document] | WindowDataset) -> list[Document]:
@@ -205,6 +227,56 @@ class EarlyStoppingAfterFirstGain(EarlyStoppingCallback):
         super().check_metric_value(args, state, control, metric_value)
 
 
+class EvaluationLines(ProgressCallback):
+    """The step bar (where the Trainer would show one) and, per evaluation, one readable line.
+
+    ``epoch 2/3  step 120/180  held-out P 72.3  R 65.8  F1 68.9  (best 70.1)  loss 0.031``; nothing
+    else of the Trainer's logs is printed (they stay in ``trainer_state.json`` and the record).
+    """
+
+    def __init__(self, bar: bool = True) -> None:
+        super().__init__()
+        self.bar = bar
+        self.best: float | None = None
+        self.loss: float | None = None
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        if self.bar:
+            super().on_train_begin(args, state, control, **kwargs)
+        self.current_step = 0
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.training_bar is not None:
+            super().on_step_end(args, state, control, **kwargs)
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if logs and "loss" in logs:
+            self.loss = float(logs["loss"])
+
+    def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+        super().on_evaluate(args, state, control, **kwargs)
+        if not state.is_world_process_zero or not metrics or "eval_f1" not in metrics:
+            return
+        f1 = metrics["eval_f1"]
+        self.best = f1 if self.best is None else max(self.best, f1)
+        epochs = f"{state.epoch:.3g}/{args.num_train_epochs:g}" if state.epoch is not None else "-"
+        line = (
+            f"epoch {epochs}  step {state.global_step}/{state.max_steps}  held-out P {100 * metrics['eval_precision']:.1f}"
+            f"  R {100 * metrics['eval_recall']:.1f}  F1 {100 * f1:.1f}  (best {100 * self.best:.1f})"
+        )
+        if self.loss is not None:
+            line += f"  loss {self.loss:.4g}"
+        # stderr, with the bar: stdout stays for a command's result (`clinx train --json`).
+        if self.training_bar is not None:
+            self.training_bar.write(line, file=sys.stderr)
+        else:
+            print(line, file=sys.stderr, flush=True)
+
+    def on_train_end(self, args, state, control, **kwargs):
+        if self.training_bar is not None:
+            super().on_train_end(args, state, control, **kwargs)
+
+
 class TrainingTime(TrainerCallback):
     """Training seconds across interrupted runs: each checkpoint keeps the time spent up to it."""
 
@@ -221,7 +293,7 @@ class TrainingTime(TrainerCallback):
 
     def on_save(self, args, state, control, **kwargs):
         folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
-        if folder.is_dir():
+        if folder.is_dir() and state.is_world_process_zero:  # the checkpoint is rank 0's
             (folder / TRAIN_SECONDS_FILE).write_text(json.dumps({"train_seconds": round(self.seconds, 1)}) + "\n")
 
     @classmethod

@@ -124,7 +124,7 @@ def small_quickstart(tmp_path_factory: pytest.TempPathFactory, tiny_backbone_dir
     printed = io.StringIO()
     with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(printed):
         patch.setattr(quickstart, "DEFAULT_SETTINGS", quickstart.QuickstartSettings(**SMALL_QUICKSTART))
-        assert main(["quickstart", "--out", str(out), "--model", str(tiny_backbone_dir)]) == 0
+        assert main(["quickstart", "--out", str(out), "--backbone", str(tiny_backbone_dir)]) == 0
     return out, printed.getvalue()
 
 

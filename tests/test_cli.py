@@ -24,7 +24,7 @@ def synthetic_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory, synthetic_dir: Path, tiny_backbone_dir: Path) -> Path:
     out = tmp_path_factory.mktemp("model")
-    assert main(["train", "brat", "--data-dir", str(synthetic_dir), "--model", str(tiny_backbone_dir),
+    assert main(["train", "brat", "--data-dir", str(synthetic_dir), "--backbone", str(tiny_backbone_dir),
                  "--out", str(out), *TINY, "--head-lr", "2e-2", "--warmup", "0.1", "--attention-dropout", "0"]) == 0
     return out
 
@@ -44,7 +44,7 @@ def test_too_few_documents_for_the_folds_is_a_clear_error(
     synthetic_dir: Path, tiny_backbone_dir: Path, tmp_path: Path, capsys
 ) -> None:
     # The first 3 sentences come from one or two notes: not enough for 3 folds.
-    assert main(["train", "brat", "--data-dir", str(synthetic_dir), "--model", str(tiny_backbone_dir),
+    assert main(["train", "brat", "--data-dir", str(synthetic_dir), "--backbone", str(tiny_backbone_dir),
                  "--out", str(tmp_path / "m"), *TINY, "--splits", "3", "--first-n", "3"]) == 2
     assert "cannot make 3 folds" in capsys.readouterr().err
 
@@ -63,7 +63,7 @@ def test_too_few_documents_for_the_folds_is_a_clear_error(
 def test_settings_that_cannot_train_are_a_clear_error(
     synthetic_dir: Path, tiny_backbone_dir: Path, tmp_path: Path, capsys, options: list[str], message: str
 ) -> None:
-    assert main(["train", "brat", "--data-dir", str(synthetic_dir), "--model", str(tiny_backbone_dir),
+    assert main(["train", "brat", "--data-dir", str(synthetic_dir), "--backbone", str(tiny_backbone_dir),
                  "--out", str(tmp_path / "m"), *TINY, *options]) == 2
     assert message in capsys.readouterr().err
 
@@ -72,7 +72,7 @@ def test_no_holdout_trains_one_model_on_train_and_dev_for_the_set_epochs(
     synthetic_dir: Path, tiny_backbone_dir: Path, tmp_path: Path, capsys
 ) -> None:
     out = tmp_path / "all"
-    assert main(["train", "brat", "--data-dir", str(synthetic_dir), "--model", str(tiny_backbone_dir),
+    assert main(["train", "brat", "--data-dir", str(synthetic_dir), "--backbone", str(tiny_backbone_dir),
                  "--out", str(out), *TINY, "--epochs", "2", "--no-holdout"]) == 0
     record = json.loads((out / "training_record.json").read_text())
     assert record["holdout"] is False and record["training_splits"] == ["train", "validation"]
@@ -82,7 +82,7 @@ def test_no_holdout_trains_one_model_on_train_and_dev_for_the_set_epochs(
     assert record["evaluation"]["split"] == "test" and record["evaluation"]["documents"] == 6
     assert "No documents were held out" in render_model_card(out, model_id="toy")
     # An ensemble cannot go without its held-out folds: refused before anything is loaded.
-    assert main(["train", "brat", "--data-dir", str(synthetic_dir), "--model", str(tiny_backbone_dir),
+    assert main(["train", "brat", "--data-dir", str(synthetic_dir), "--backbone", str(tiny_backbone_dir),
                  "--out", str(tmp_path / "ens"), *TINY, "--no-holdout", "--splits", "3"]) == 2
     assert "--no-holdout" in capsys.readouterr().err and not (tmp_path / "ens").exists()
 
@@ -91,7 +91,7 @@ def test_members_train_apart_and_a_last_run_assembles_the_ensemble(
     synthetic_dir: Path, tiny_backbone_dir: Path, tmp_path: Path, capsys
 ) -> None:
     out = tmp_path / "ens"
-    command = ["train", "brat", "--data-dir", str(synthetic_dir), "--model", str(tiny_backbone_dir),
+    command = ["train", "brat", "--data-dir", str(synthetic_dir), "--backbone", str(tiny_backbone_dir),
                "--out", str(out), *TINY, "--epochs", "1", "--splits", "2"]
     assert main([*command, "--members", "1"]) == 0
     printed = capsys.readouterr().out
@@ -133,7 +133,7 @@ def test_a_hub_id_offline_fails_at_once_with_the_way_out(tmp_path: Path, capsys,
 
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     started = time.time()
-    code = main(["train", "meddocan", "--data-dir", str(tmp_path), "--model", "clin-x-es", "--out", str(tmp_path / "o")])
+    code = main(["train", "meddocan", "--data-dir", str(tmp_path), "--backbone", "clin-x-es", "--out", str(tmp_path / "o")])
     assert code == 2 and time.time() - started < 10
     message = capsys.readouterr().err
     assert "llange/xlm-roberta-large-spanish-clinical" in message and "local folder" in message
@@ -146,7 +146,7 @@ def test_a_hub_id_offline_fails_at_once_with_the_way_out(tmp_path: Path, capsys,
 
 
 def test_labels_outside_the_task_are_a_clear_error(synthetic_dir: Path, tiny_backbone_dir: Path, tmp_path: Path, capsys) -> None:
-    code = main(["train", "pharmaconer", "--data-dir", str(synthetic_dir / "train"), "--model", str(tiny_backbone_dir),
+    code = main(["train", "pharmaconer", "--data-dir", str(synthetic_dir / "train"), "--backbone", str(tiny_backbone_dir),
                  "--out", str(tmp_path), *TINY])
     assert code == 2
     assert "not in the model's label set" in capsys.readouterr().err
@@ -175,7 +175,7 @@ def test_quickstart_trains_and_scores_a_small_ensemble(small_quickstart: tuple[P
 
 @pytest.mark.slow
 def test_quickstart_at_its_full_default_size(tiny_backbone_dir: Path, tmp_path: Path, capsys) -> None:
-    assert main(["quickstart", "--out", str(tmp_path), "--model", str(tiny_backbone_dir)]) == 0
+    assert main(["quickstart", "--out", str(tmp_path), "--backbone", str(tiny_backbone_dir)]) == 0
     _check_quickstart(tmp_path, capsys.readouterr().out, test_notes=15)
 
 
@@ -401,7 +401,7 @@ def test_settings_that_cannot_train_are_refused_before_anything_loads(
     tmp_path: Path, capsys, options: list[str], message: str
 ) -> None:
     # Neither the corpus nor the backbone exists: the settings are refused before either is looked for.
-    code = main(["train", "brat", "--data-dir", str(tmp_path / "no-data"), "--model", str(tmp_path / "no-model"),
+    code = main(["train", "brat", "--data-dir", str(tmp_path / "no-data"), "--backbone", str(tmp_path / "no-model"),
                  "--out", str(tmp_path / "m"), *options])
     err = capsys.readouterr().err
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
@@ -427,7 +427,7 @@ def test_train_says_which_spans_it_leaves_out_and_never_replaces_another_run(
     for split, part in (("train", notes[:8]), ("dev", notes[8:10]), ("test", notes[10:])):
         write_brat(part, tmp_path / "data" / split)
     out = tmp_path / "model"
-    command = ["train", "brat", "--data-dir", str(tmp_path / "data"), "--model", str(tiny_backbone_dir),
+    command = ["train", "brat", "--data-dir", str(tmp_path / "data"), "--backbone", str(tiny_backbone_dir),
                "--out", str(out), *TINY, "--epochs", "1"]
     with caplog.at_level("WARNING", logger="clinx_hub.recipe"):
         assert main(command) == 0
@@ -457,8 +457,79 @@ def test_init_from_opens_only_a_safe_clinx_model(
     kind: str, reason: str, untrained: Path, synthetic_dir: Path, tiny_backbone_dir: Path, tmp_path: Path, capsys
 ) -> None:
     source = _broken(kind, untrained, tmp_path)
-    code = main(["train", "brat", "--data-dir", str(synthetic_dir), "--model", str(tiny_backbone_dir),
+    code = main(["train", "brat", "--data-dir", str(synthetic_dir), "--backbone", str(tiny_backbone_dir),
                  "--out", str(tmp_path / "out"), "--init-from", str(source), *TINY])
     assert code == 2
     line = capsys.readouterr().err.splitlines()[-1]  # after any warnings of the training side
     assert line.startswith(f"clinx: error: {source} is not a clinx_hub model folder") and reason in line
+
+
+def test_version_quiet_verbose_and_defaults_in_help(capsys, monkeypatch) -> None:
+    import logging
+
+    from clinx_hub.cli import build_parser, configure_logging
+
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0
+    assert re.match(r"clinx_hub \d+\.\d+\.\d+ \(transformers \S+, torch \S+, Python 3\.", capsys.readouterr().out)
+    with pytest.raises(SystemExit):
+        main(["predict", "--help"])
+    text = capsys.readouterr().out
+    assert "--batch-size BATCH_SIZE" in text and "default: 16" in text and "default: brat" in text
+    for variable in ("TRANSFORMERS_VERBOSITY", "DATASETS_VERBOSITY", "HF_HUB_DISABLE_PROGRESS_BARS", "CLINX_NO_PROGRESS"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setattr("warnings.filters", list(__import__("warnings").filters))
+    assert configure_logging(quiet=True) == logging.ERROR
+    assert __import__("os").environ["TRANSFORMERS_VERBOSITY"] == "error"
+    assert __import__("os").environ["HF_HUB_DISABLE_PROGRESS_BARS"] == "1"
+    assert configure_logging(verbose=2) == logging.DEBUG and logging.getLogger("clinx_hub").level == logging.DEBUG
+    assert configure_logging() == logging.WARNING
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["-q", "-v", "score"])  # one or the other
+    assert "not allowed with argument" in capsys.readouterr().err
+
+
+def test_train_names_the_backbone_and_keeps_the_old_spelling(capsys) -> None:
+    from clinx_hub.cli import build_parser
+
+    args = build_parser().parse_args(["train", "brat", "--data-dir", "d", "--backbone", "enc", "--out", "o"])
+    assert args.backbone == "enc" and capsys.readouterr().err == ""
+    args = build_parser().parse_args(["train", "brat", "--data-dir", "d", "--model", "enc", "--out", "o"])
+    assert args.backbone == "enc"
+    assert "--model is deprecated here, use --backbone" in capsys.readouterr().err
+    assert build_parser().parse_args(["quickstart", "--model", "enc"]).backbone == "enc"
+
+
+def test_train_json_prints_the_record_and_a_clean_line_per_evaluation(
+    synthetic_dir: Path, tiny_backbone_dir: Path, tmp_path: Path, capsys
+) -> None:
+    out = tmp_path / "m"
+    assert main(["train", "brat", "--data-dir", str(synthetic_dir), "--backbone", str(tiny_backbone_dir),
+                 "--out", str(out), *TINY[:1], "2", *TINY[2:], "--json"]) == 0
+    captured = capsys.readouterr()
+    record = json.loads(captured.out)
+    assert record["evaluation"]["split"] == "test" and record["task"] == "brat"
+    lines = [line for line in captured.err.splitlines() if line.startswith("epoch ")]
+    assert len(lines) == 2, captured.err[-2000:]
+    assert re.match(r"epoch 1/2  step \d+/\d+  held-out P [\d.]+  R [\d.]+  F1 [\d.]+  \(best [\d.]+\)", lines[0])
+    assert "{'eval_f1'" not in captured.err and "'loss':" not in captured.err + captured.out
+
+
+def test_predict_json_and_a_progress_bar_on_stderr(trained: Path, tmp_path: Path, capsys, monkeypatch) -> None:
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    for i in range(3):
+        (notes / f"n{i}.txt").write_text("Paciente Juan García ingresa en Madrid. Alta el 20 de marzo.\n" * (i + 1))
+    monkeypatch.setenv("CLINX_PROGRESS", "1")
+    assert main(["predict", str(trained), str(notes), "--out", str(tmp_path / "out"), "--format", "jsonl", "--json"]) == 0
+    captured = capsys.readouterr()
+    summary = json.loads(captured.out)
+    lines = (tmp_path / "out" / "predictions.jsonl").read_text().splitlines()
+    assert summary == {"documents": 3, "spans": sum(len(json.loads(line)["spans"]) for line in lines),
+                       "out": str(tmp_path / "out"), "format": "jsonl"}
+    total = sum(len((notes / f"n{i}.txt").read_text()) for i in range(3))
+    assert "extracting: 100%" in captured.err and f"{total}/{total}" in captured.err.replace(",", "")
+    monkeypatch.setenv("CLINX_NO_PROGRESS", "1")  # what -q sets
+    assert main(["predict", str(trained), str(notes), "--out", str(tmp_path / "out2"), "--format", "jsonl"]) == 0
+    assert "extracting" not in capsys.readouterr().err

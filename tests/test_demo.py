@@ -12,7 +12,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -41,6 +40,10 @@ from clinx_hub.formats.brat import format_ann  # noqa: E402
 from clinx_hub.outputs import deidentify, highlighted, jsonl_lines  # noqa: E402
 from clinx_hub.synthetic import SYNTHETIC_LABELS, example_notes  # noqa: E402
 
+# The app's start-up check is shared with the load benchmark (appended: nothing installed is shadowed).
+sys.path.append(str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from space_load import free_port, wait_until_up  # noqa: E402
+
 MAX_CHARS = 5_000
 SHORT_CHARS = 1_000  # the test app's short lane: notes up to 1,000 characters
 WAIT = 120  # seconds: the longest any request may take on a busy 2-core machine
@@ -64,12 +67,6 @@ def save_demo_model(folder: Path, backbone: Path, *, seed: int = 0) -> Path:
     AutoTokenizer.from_pretrained(backbone).save_pretrained(folder)
     (folder / "training_record.json").write_text(json.dumps({"task": "brat"}))
     return folder
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def serve_demo(demo) -> str:
@@ -124,8 +121,8 @@ def test_extraction_returns_what_the_model_predicts(client: Client, demo_model: 
     pieces = [(p["token"], p["class_or_confidence"]) for p in spans_view["value"]]
     assert pieces == highlighted(text, expected)
     assert set(spans_view["color_map"]) == set(SYNTHETIC_LABELS)  # the legend: every label of the task
-    assert table["headers"] == ["document", "label", "text", "start", "end", "confidence"]
-    assert [row[:5] for row in table["data"]] == [["note", s.label, s.text, s.start, s.end] for s in expected]
+    assert table["headers"] == ["document", "start", "end", "label", "text", "score"]  # outputs.span_records' keys
+    assert [row[:5] for row in table["data"]] == [["note", s.start, s.end, s.label, s.text] for s in expected]
     assert [row[5] for row in table["data"]] == pytest.approx([s.score for s in expected], abs=1e-3)
     assert status.startswith(f"{len(expected)} span")
     assert deid["value"] == deidentify(text, expected, mode="label") and deid["visible"]
@@ -135,7 +132,7 @@ def test_an_ensemble_folder_is_opened_and_votes(client: Client, demo_ensemble: P
     text = example_notes("en")[0]
     _, _, table, *_ = call(client, "tiny-ensemble", text, [], "label", api_name="/extract")
     expected = load_extractor(demo_ensemble).predict([text])[0]
-    assert [tuple(row[1:5]) for row in table["data"]] == [(s.label, s.text, s.start, s.end) for s in expected]
+    assert [tuple(row[1:5]) for row in table["data"]] == [(s.start, s.end, s.label, s.text) for s in expected]
     info, _ = call(client, "tiny-ensemble", api_name="/describe")
     assert "ensemble of 3" in info and "de-identification" in info
 
@@ -422,8 +419,6 @@ def test_lanes_off_are_one_line_and_a_full_line_refuses() -> None:
 
 def test_sigterm_stops_the_demo_and_deletes_its_uploads_and_downloads(demo_model: Path, tmp_path: Path) -> None:
     """`clinx demo` in a subprocess, an upload and its downloads, then a plain `kill`: nothing is left."""
-    import httpx
-
     temp = tmp_path / "temp"  # the process's $GRADIO_TEMP_DIR: its private folder goes inside
     temp.mkdir()
     port, log = free_port(), tmp_path / "demo.log"
@@ -434,16 +429,7 @@ def test_sigterm_stops_the_demo_and_deletes_its_uploads_and_downloads(demo_model
         process = subprocess.Popen([str(clinx), "demo", "--model", str(demo_model), "--port", str(port)],
                                    env=env, stdout=output, stderr=subprocess.STDOUT)
     try:
-        deadline = time.time() + WAIT
-        while True:
-            assert process.poll() is None, log.read_text()
-            assert time.time() < deadline, "clinx demo did not answer in time"
-            try:
-                if httpx.get(f"{url}gradio_api/info", timeout=5).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
+        wait_until_up(url, process, WAIT, log=log)
         (tmp_path / "uploaded_note.txt").write_text(example_notes("es")[0], encoding="utf-8")
         demo_client = Client(url, verbose=False)
         call(demo_client, str(demo_model), "", [handle_file(str(tmp_path / "uploaded_note.txt"))], "label",

@@ -20,7 +20,7 @@ TINY = ["--epochs", "3", "--lr", "5e-3", "--window-length", "64", "--context", "
 
 def torchrun_train(data: Path, backbone: Path, out: Path, log: Path) -> subprocess.Popen:
     command = [str(TORCHRUN), "--standalone", "--nproc_per_node", "2", "-m", "clinx_hub.cli", "train", "brat",
-               "--data-dir", str(data), "--model", str(backbone), "--out", str(out), *TINY]
+               "--data-dir", str(data), "--backbone", str(backbone), "--out", str(out), *TINY]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     with log.open("w") as file:  # a file, not a pipe: nobody reads a pipe while the run trains
         return subprocess.Popen(command, env=env, stdout=file, stderr=subprocess.STDOUT)

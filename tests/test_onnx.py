@@ -180,3 +180,18 @@ def test_the_cli_exports_and_predicts_with_the_exported_folder(
     ]
     assert main(["predict", str(out), str(notes), "--out", str(tmp_path / "x"), "--dtype", "fp16"]) == 2
     assert "fp16" in capsys.readouterr().err
+
+
+def test_the_pipeline_factory_opens_an_exported_folder(model_dir: Path, exported: Path) -> None:
+    from transformers import pipeline
+
+    from clinx_hub.outputs import span_records
+
+    extract = pipeline("clinx-extraction", model=str(exported))
+    assert isinstance(extract.model, OnnxClinXModel)
+    expected = [span_records(doc) for doc in load_extractor(model_dir).predict(texts())]
+    got = extract(texts())
+    assert [[{k: v for k, v in r.items() if k != "score"} for r in doc] for doc in got] == [
+        [{k: v for k, v in r.items() if k != "score"} for r in doc] for doc in expected
+    ]
+    assert sum(map(len, got)) > 0

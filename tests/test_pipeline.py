@@ -12,7 +12,7 @@ from transformers import AutoModelForTokenClassification, AutoTokenizer, pipelin
 import clinx_hub  # noqa: F401  (registers the task)
 from clinx_hub import ClinXForTokenClassification
 from clinx_hub.extraction import extract_documents
-from clinx_hub.outputs import deidentify
+from clinx_hub.outputs import deidentify, span_records
 from clinx_hub.tagging import scheme_labels, tag_positions
 from clinx_hub.windows import build_windows, tokenize_document
 
@@ -49,7 +49,7 @@ def extractor(model_dir: Path):
 
 
 def as_records(spans) -> list[dict]:
-    return [{"entity_group": s.label, "score": s.score, "word": s.text, "start": s.start, "end": s.end} for s in spans]
+    return span_records(spans)
 
 
 def assert_same_spans(got: list, expected: list) -> None:
@@ -88,38 +88,90 @@ def test_bioes_groups_into_whole_mentions(extractor, loaded) -> None:
     _, tokenizer = loaded
     text = long_text()
     spans = extractor(text)
-    assert {s["entity_group"] for s in spans} == {"NOMBRE", "LUGAR"}
+    assert {s["label"] for s in spans} == {"NOMBRE", "LUGAR"}
     offsets = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
     subwords = [sum(1 for a, b in offsets if a < s["end"] and b > s["start"]) for s in spans]
     assert min(subwords) == 1 and max(subwords) > 1
-    assert all(s["word"] == text[s["start"] : s["end"]] for s in spans)
+    assert all(s["text"] == text[s["start"] : s["end"]] for s in spans)
 
 
 @pytest.mark.parametrize("mode", ["label", "surrogate"])
-def test_deidentify_returns_the_masked_text(extractor, loaded, mode: str) -> None:
+def test_deidentify_is_its_own_call_returning_the_masked_text(extractor, loaded, mode: str) -> None:
     model, tokenizer = loaded
     spans = extract_documents(model, tokenizer, [SHORT])[0]
-    result = extractor(SHORT, deidentify=mode)
-    assert result == {"entities": as_records(spans), "deidentified": deidentify(SHORT, spans, mode=mode)}
-    assert extractor([SHORT], deidentify=mode) == [result]
-    assert result["deidentified"] != SHORT
-    with pytest.raises(ValueError, match="deidentify"):
-        extractor(SHORT, deidentify="hash")
+    assert extractor.deidentify(SHORT, mode=mode) == deidentify(SHORT, spans, mode=mode) != SHORT
+    assert extractor.deidentify([SHORT, SHORT], mode=mode) == [deidentify(SHORT, spans, mode=mode)] * 2
+    kept = [s for s in spans if s.label != "NOMBRE"]
+    assert extractor.deidentify(SHORT, mode=mode, ignore_labels=["NOMBRE"]) == deidentify(SHORT, kept, mode=mode)
+    with pytest.raises(ValueError, match="mode='hash'"):
+        extractor.deidentify(SHORT, mode="hash")
+    # The call itself never returns another type.
+    with pytest.raises(TypeError, match=r"pipe.deidentify\(texts, mode='label'\)"):
+        extractor(SHORT, deidentify="label")
+
+
+def test_token_classification_options_are_understood(extractor, loaded) -> None:
+    model, tokenizer = loaded
+    texts = [SHORT, long_text()]
+    spans = extract_documents(model, tokenizer, texts)
+    expected = [as_records(doc) for doc in spans]
+    for strategy in ("simple", "first", "max", "average", "SIMPLE"):
+        assert extractor(texts, aggregation_strategy=strategy) == expected  # the CRF's spans are whole already
+    with pytest.raises(ValueError, match="one entity per subword"):
+        extractor(texts, aggregation_strategy="none")
+    with pytest.raises(ValueError, match="expected one of"):
+        extractor(texts, aggregation_strategy="longest")
+    assert extractor(texts, ignore_labels=["LUGAR", "O"]) == [[r for r in doc if r["label"] != "LUGAR"] for doc in expected]
+    with pytest.raises(TypeError, match="a list of labels"):
+        extractor(texts, ignore_labels="LUGAR")
+    scores = sorted(r["score"] for doc in expected for r in doc)
+    cut = scores[len(scores) // 2]
+    above = extractor(texts, threshold=cut)
+    assert above == [[r for r in doc if r["score"] >= cut] for doc in expected]
+    assert 0 < sum(map(len, above)) < len(scores)
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        extractor(texts, threshold=1.5)
+    with pytest.raises(TypeError, match="unexpected options \\['stride'\\]"):
+        extractor(texts, stride=16)
+
+
+def test_call_defaults_given_when_the_pipeline_is_built(model_dir: Path, loaded) -> None:
+    model, tokenizer = loaded
+    spans = extract_documents(model, tokenizer, [SHORT])[0]
+    strict = pipeline("clinx-extraction", model=str(model_dir), device="cpu", ignore_labels=["NOMBRE"])
+    assert strict(SHORT) == [r for r in as_records(spans) if r["label"] != "NOMBRE"]
+    assert strict(SHORT, ignore_labels=[]) == as_records(spans)  # a call's option wins
+
+
+def test_saved_folders_declare_the_pipeline_and_carry_its_files(model_dir: Path) -> None:
+    import json
+
+    from transformers.dynamic_module_utils import get_relative_import_files
+
+    config = json.loads((model_dir / "config.json").read_text())
+    declared = config["custom_pipelines"]["clinx-extraction"]
+    assert declared["impl"] == "pipeline.ClinXExtractionPipeline"
+    assert declared["pt"] == ["AutoModelForTokenClassification"]
+    needed = {Path(p).name for p in get_relative_import_files(str(model_dir / "pipeline.py"))}
+    assert {"extraction.py", "windows.py", "streaming.py", "modeling_clinx.py"} <= needed
+    assert needed <= {p.name for p in model_dir.iterdir()}
+    # With clinx_hub imported the registered task serves it: no trust_remote_code needed (see the fixture).
+    assert AutoModelForTokenClassification.from_pretrained(model_dir).config.custom_pipelines == {}
 
 
 def test_a_plain_encoder_is_refused_not_given_a_random_head(tiny_backbone_dir: Path) -> None:
+    from clinx_hub.extractor_pipeline import extraction_pipeline
     from clinx_hub.folders import ModelFolderError
-    from clinx_hub.pipeline import extraction_pipeline
 
-    with pytest.raises(ModelFolderError, match=r"is not a clinx_hub model \(model_type 'xlm-roberta', not 'clinx'\)"):
+    with pytest.raises(ValueError, match="model_type 'xlm-roberta', not 'clinx'"):
         pipeline("clinx-extraction", model=str(tiny_backbone_dir), device="cpu")
     with pytest.raises(ModelFolderError, match="model_type 'xlm-roberta', not 'clinx'"):
         extraction_pipeline(tiny_backbone_dir)
 
 
-def test_ensemble_folder_through_extraction_pipeline(tmp_path: Path, tiny_backbone_dir: Path) -> None:
+def test_ensemble_folder_through_the_pipeline_factory(tmp_path: Path, tiny_backbone_dir: Path) -> None:
     from clinx_hub.ensemble import ClinXEnsemble, Extractor
-    from clinx_hub.pipeline import extraction_pipeline
+    from clinx_hub.extractor_pipeline import extraction_pipeline
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_backbone_dir)
     members = [Extractor(tiny_model(tiny_backbone_dir, seed), tokenizer) for seed in (0, 1, 2)]
@@ -127,6 +179,9 @@ def test_ensemble_folder_through_extraction_pipeline(tmp_path: Path, tiny_backbo
     expected = ClinXEnsemble.from_pretrained(tmp_path).predict([SHORT, long_text()])
     got = extraction_pipeline(tmp_path, device="cpu")([SHORT, long_text()])
     assert got == [as_records(spans) for spans in expected]
+    # README's line: pipeline() itself on the ensemble folder, every member voting.
+    assert pipeline("clinx-extraction", model=str(tmp_path), device="cpu")([SHORT, long_text()]) == got
+    assert_same_spans([pipeline("clinx-extraction", model=tmp_path)(SHORT)], got[:1])
 
 
 def test_token_classification_with_viterbi_logits_gives_the_crf_spans(model_dir: Path, loaded) -> None:

@@ -244,7 +244,7 @@ def test_the_encoder_trains_with_clinx_train_and_its_card_holds_no_text(
 
     out = tmp_path / "encoder"
     assert main([
-        "pretrain", "--model", str(tiny_mlm_dir), "--text", str(notes_dir), "--out", str(out), "--max-steps", "4",
+        "pretrain", "--backbone", str(tiny_mlm_dir), "--text", str(notes_dir), "--out", str(out), "--max-steps", "4",
         "--max-length", "32", "--batch-size", "4", "--validation-documents", "3", "--eval-steps", "2",
     ]) == 0
     assert "perplexity" in capsys.readouterr().out
@@ -266,19 +266,19 @@ def test_the_encoder_trains_with_clinx_train_and_its_card_holds_no_text(
     write_brat([note(f"n{i}", 2, offset=i) for i in range(6)], brat)
     model = tmp_path / "model"
     assert main([
-        "train", "brat", "--data-dir", str(brat), "--model", str(out), "--out", str(model), "--epochs", "1",
+        "train", "brat", "--data-dir", str(brat), "--backbone", str(out), "--out", str(model), "--epochs", "1",
         "--batch-size", "4", "--window-length", "64", "--context", "8",
     ]) == 0
     assert (model / "training_record.json").is_file()
 
 
 def test_settings_that_cannot_train_are_refused_before_anything_loads(tmp_path, notes_dir, capsys):
-    assert main(["pretrain", "--model", str(tmp_path / "nowhere"), "--text", str(notes_dir), "--out",
+    assert main(["pretrain", "--backbone", str(tmp_path / "nowhere"), "--text", str(notes_dir), "--out",
                  str(tmp_path / "o")]) == 2
     assert "one of --max-steps and --epochs" in capsys.readouterr().err
 
 def test_an_out_inside_an_input_is_refused(tiny_mlm_dir, notes_dir, capsys):
-    assert main(["pretrain", "--model", str(tiny_mlm_dir), "--text", str(notes_dir), "--out", str(notes_dir / "x"),
+    assert main(["pretrain", "--backbone", str(tiny_mlm_dir), "--text", str(notes_dir), "--out", str(notes_dir / "x"),
                  "--max-steps", "2"]) == 2
     assert "lies inside an input" in capsys.readouterr().err
     assert not (notes_dir / "x").exists()

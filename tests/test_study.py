@@ -161,7 +161,7 @@ def test_cli_study_transfer_reads_the_grid_and_names_what_it_refuses(study_setup
     from clinx_hub.cli import main
 
     study, _, out = study_setup
-    argv = ["study", "transfer", "--model", study.backbone, "--n", "6", "--seeds", "0", "--work", str(study.work),
+    argv = ["study", "transfer", "--backbone", study.backbone, "--n", "6", "--seeds", "0", "--work", str(study.work),
             "--out", str(out / "cli.json"), "--no-plots"]
     targets = [arg for t in study.targets for arg in ("--target", f"{t.name}=brat:{t.data_dir}")]
     sources = [arg for name, folder in study.sources.items() for arg in ("--source", f"{name}={folder}")]
