@@ -54,9 +54,9 @@ if TYPE_CHECKING:  # what static tools and IDEs see; at run time __getattr__ imp
     from .documents import Document, Finding, Span
     from .ensemble import ClinXEnsemble, Extractor, load_extractor
     from .evaluation import score_documents
+    from .extractor_pipeline import extraction_pipeline
     from .model_card import ClinXCardData
     from .modeling_clinx import ClinXForTokenClassification
-    from .extractor_pipeline import extraction_pipeline
     from .push import push_model
     from .recipe import train_task
     from .trainer import ClinXTrainer
