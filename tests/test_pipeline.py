@@ -245,3 +245,15 @@ def test_viterbi_logits_leave_training_and_extraction_alone(loaded) -> None:
     finally:
         model.config.viterbi_logits = False
         model.eval()
+
+
+def test_pipeline_dtype_reaches_the_encoder_and_the_crf_stays_float32(model_dir: Path, loaded) -> None:
+    model, tokenizer = loaded
+    extract = pipeline("clinx-extraction", model=str(model_dir), device="cpu", dtype="bfloat16")
+    assert next(extract.model.encoder.parameters()).dtype == torch.bfloat16
+    assert extract.model.crf.transitions.dtype == torch.float32
+    got = extract([SHORT, long_text()])
+    assert sum(map(len, got)) > 0 and all(isinstance(r["score"], float) for doc in got for r in doc)
+    # fp16 on the CPU is refused by the loader; pipeline() then falls back to float32, its own rule for any model.
+    half = pipeline("clinx-extraction", model=str(model_dir), device="cpu", dtype="float16")
+    assert next(half.model.encoder.parameters()).dtype == torch.float32
