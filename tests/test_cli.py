@@ -477,8 +477,10 @@ def test_version_quiet_verbose_and_defaults_in_help(capsys, monkeypatch) -> None
         main(["predict", "--help"])
     text = capsys.readouterr().out
     assert "--batch-size BATCH_SIZE" in text and "default: 16" in text and "default: brat" in text
-    for variable in ("TRANSFORMERS_VERBOSITY", "DATASETS_VERBOSITY", "HF_HUB_DISABLE_PROGRESS_BARS", "CLINX_NO_PROGRESS"):
-        monkeypatch.delenv(variable, raising=False)
+    for variable in ("TRANSFORMERS_VERBOSITY", "DATASETS_VERBOSITY", "HF_HUB_DISABLE_PROGRESS_BARS",
+                     "HF_DATASETS_DISABLE_PROGRESS_BARS", "CLINX_NO_PROGRESS"):
+        monkeypatch.setenv(variable, "")  # recorded, so that the test's end restores what was there (or nothing)
+        monkeypatch.delenv(variable)
     monkeypatch.setattr("warnings.filters", list(__import__("warnings").filters))
     assert configure_logging(quiet=True) == logging.ERROR
     assert __import__("os").environ["TRANSFORMERS_VERBOSITY"] == "error"
