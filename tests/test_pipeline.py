@@ -30,12 +30,16 @@ def tiny_model(backbone: Path, seed: int) -> ClinXForTokenClassification:
     return model.eval()
 
 
+def saved_tiny_model(folder: Path, backbone: Path) -> Path:
+    """``tiny_model(backbone, 0)`` saved with its tokenizer, as training saves a model folder."""
+    tiny_model(backbone, seed=0).save_pretrained(folder)
+    AutoTokenizer.from_pretrained(backbone).save_pretrained(folder)
+    return folder
+
+
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory: pytest.TempPathFactory, tiny_backbone_dir: Path) -> Path:
-    folder = tmp_path_factory.mktemp("clinx-pipeline-model")
-    tiny_model(tiny_backbone_dir, seed=0).save_pretrained(folder)
-    AutoTokenizer.from_pretrained(tiny_backbone_dir).save_pretrained(folder)
-    return folder
+    return saved_tiny_model(tmp_path_factory.mktemp("clinx-pipeline-model"), tiny_backbone_dir)
 
 
 @pytest.fixture(scope="module")

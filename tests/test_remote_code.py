@@ -51,12 +51,9 @@ def run_bare(python: Path, code: str, env: dict, cwd: Path) -> dict:
 
 @pytest.fixture(scope="module")
 def saved_model(tmp_path_factory: pytest.TempPathFactory, tiny_backbone_dir: Path) -> Path:
-    from test_pipeline import tiny_model
+    from test_pipeline import saved_tiny_model
 
-    folder = tmp_path_factory.mktemp("remote-model")
-    tiny_model(tiny_backbone_dir, seed=0).save_pretrained(folder)
-    AutoTokenizer.from_pretrained(tiny_backbone_dir).save_pretrained(folder)
-    return folder
+    return saved_tiny_model(tmp_path_factory.mktemp("remote-model"), tiny_backbone_dir)
 
 
 def test_the_pipeline_runs_from_the_hub_where_clinx_hub_is_not_installed(
