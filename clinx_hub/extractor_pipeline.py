@@ -14,7 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from .ensemble import load_extractor
-from .pipeline import TASK, ClinXExtractionPipeline
+
+# pipeline.py is imported inside extraction_pipeline only: registration names ExtractorLoader while
+# transformers.pipelines loads, which may happen during pipeline.py's own `from transformers import Pipeline`.
 
 LOAD_OPTIONS = ("dtype",)
 """What of ``pipeline()``'s model keyword arguments the extractor's loader takes (``device`` is the
@@ -49,7 +51,7 @@ class ExtractorLoader:
         return model
 
 
-def extraction_pipeline(path: str | Path, *, device: Any = None, dtype: Any = None, **kwargs) -> ClinXExtractionPipeline:
+def extraction_pipeline(path: str | Path, *, device: Any = None, dtype: Any = None, **kwargs):
     """The ``clinx-extraction`` pipeline of a model, ensemble or exported folder (or a Hub id of one).
 
     ``kwargs`` are the pipeline's call defaults (``threshold=0.5``, ``ignore_labels=[...]``, ``batch_size``).
@@ -57,6 +59,8 @@ def extraction_pipeline(path: str | Path, *, device: Any = None, dtype: Any = No
     >>> extract = extraction_pipeline("runs/quickstart/model")  # doctest: +SKIP
     >>> extract(["Paciente de 45 años.", "Alta el 3 de mayo."])  # doctest: +SKIP
     """
+    from .pipeline import TASK, ClinXExtractionPipeline
+
     extractor = _opened(path, {"dtype": dtype})
     first = extractor.members[0]
     return ClinXExtractionPipeline(

@@ -111,11 +111,11 @@ def test_save_and_load_round_trip_gives_identical_outputs(use_crf: bool, tmp_pat
     torch.manual_seed(2)
     model = ClinXForTokenClassification(make_config("xlm-roberta", use_crf=use_crf, context_size=64)).eval()
     model.save_pretrained(tmp_path)
+    # The model, its remote code, and the clinx-extraction pipeline with the extraction files it imports.
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "config.json",
-        "configuration_clinx.py",
-        "model.safetensors",
-        "modeling_clinx.py",
+        "config.json", "configuration_clinx.py", "documents.py", "encoding.py", "extraction.py", "model.safetensors",
+        "modeling_clinx.py", "outputs.py", "pipeline.py", "sentences.py", "streaming.py", "streaming_crf.py",
+        "tagging.py", "windows.py",
     ]
     saved = json.loads((tmp_path / "config.json").read_text())
     assert saved["auto_map"]["AutoModelForTokenClassification"] == "modeling_clinx.ClinXForTokenClassification"

@@ -86,12 +86,18 @@ def test_the_face_exports_the_entry_points_and_no_internals() -> None:
 
 def test_a_model_layer_name_registers_the_auto_classes_once() -> None:
     code = """
+    import sys
     import clinx_hub
-    from transformers import AutoConfig, AutoModelForTokenClassification
+    assert "transformers.models.auto.configuration_auto" not in sys.modules
+    from transformers import AutoConfig  # loading the Auto config module registers the config, not the model
     from transformers.models.auto.configuration_auto import CONFIG_MAPPING
-    assert "clinx" not in CONFIG_MAPPING
-    clinx_hub.ClinXForTokenClassification  # first use of a model-layer name
+    assert "clinx" in CONFIG_MAPPING and "clinx_hub.modeling_clinx" not in sys.modules
     assert type(AutoConfig.for_model("clinx")).__name__ == "ClinXConfig"
+    from transformers import AutoModelForTokenClassification  # ... and the Auto model module, the model
+    assert "clinx_hub.modeling_clinx" in sys.modules
+    from clinx_hub.configuration_clinx import ClinXConfig
+    from clinx_hub.modeling_clinx import ClinXForTokenClassification
+    assert AutoModelForTokenClassification._model_mapping[ClinXConfig] is ClinXForTokenClassification
     assert clinx_hub.ClinXConfig._auto_class == "AutoConfig"
     clinx_hub.register(); clinx_hub.register()  # idempotent
     print("OK")

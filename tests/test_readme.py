@@ -45,6 +45,7 @@ def work(tmp_path_factory: pytest.TempPathFactory, small_quickstart: tuple[Path,
     """A folder with ``runs/quickstart/model`` in it, as after ``clinx quickstart``."""
     folder = tmp_path_factory.mktemp("readme")
     shutil.copytree(small_quickstart[0] / "model", folder / "runs" / "quickstart" / "model")
+    (folder / "spaces").symlink_to(README.parent / "spaces")  # the evaluate module's folder, as in a checkout
     return folder
 
 
