@@ -186,6 +186,9 @@ def test_ensemble_folder_through_the_pipeline_factory(tmp_path: Path, tiny_backb
     # README's line: pipeline() itself on the ensemble folder, every member voting.
     assert pipeline("clinx-extraction", model=str(tmp_path), device="cpu")([SHORT, long_text()]) == got
     assert_same_spans([pipeline("clinx-extraction", model=tmp_path)(SHORT)], got[:1])
+    # A folder saved before ensembles carried the members' config at the top: extraction_pipeline opens it.
+    (tmp_path / "config.json").unlink()
+    assert extraction_pipeline(tmp_path, device="cpu")([SHORT, long_text()]) == got
 
 
 def test_token_classification_with_viterbi_logits_gives_the_crf_spans(model_dir: Path, loaded) -> None:
