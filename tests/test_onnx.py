@@ -60,6 +60,24 @@ def test_the_export_holds_the_graph_the_crf_config_tokenizer_and_a_card(exported
     assert check_model_folder(exported) == exported
 
 
+def test_the_graph_is_fused_and_the_models_own_attention_is_put_back(model_dir: Path, tmp_path: Path) -> None:
+    import onnx
+
+    from clinx_hub.onnx_export import export_member
+
+    extractor = load_extractor(model_dir)
+    before = extractor.model.encoder.config._attn_implementation
+    manifest = export_member(extractor, tmp_path / "member", None)
+    assert extractor.model.encoder.config._attn_implementation == before
+    # onnxruntime's fuser made one Attention per layer (the tiny BERT has 2) and fused the layer norms
+    layers = extractor.model.config.encoder["num_hidden_layers"]
+    assert manifest["fused_operators"]["Attention"] == layers
+    assert manifest["fused_operators"]["SkipLayerNormalization"] >= layers
+    ops = [node.op_type for node in onnx.load(str(tmp_path / "member" / "model.onnx")).graph.node]
+    assert ops.count("Attention") == layers and "Softmax" not in ops
+    assert not (tmp_path / "member" / "model.traced.onnx").exists()
+
+
 def test_exported_emissions_have_dynamic_batch_and_length(model_dir: Path, exported: Path) -> None:
     reference = load_extractor(model_dir).model
     onnx = OnnxClinXModel.from_pretrained(exported)
@@ -114,6 +132,9 @@ def test_int8_quantization_shrinks_the_graph_and_still_loads(model_dir: Path, ex
     assert manifest["precision"] == "int8" and not (out / "model.fp32.onnx").exists()
     ops = {node.op_type for node in onnx.load(str(out / "model.onnx")).graph.node}
     assert "DynamicQuantizeLinear" in ops and ("MatMulInteger" in ops or "DynamicQuantizeMatMul" in ops)
+    assert "QAttention" in ops and "Attention" not in ops  # the fused attention's weights are int8 too
+    emission = [n for n in onnx.load(str(out / "model.onnx")).graph.node if n.op_type == "MatMul"]
+    assert len(emission) == 1  # the emission layer alone stays an fp32 MatMul
     fp32 = OnnxClinXModel.from_pretrained(exported)
     int8 = OnnxClinXModel.from_pretrained(out)
     ids = torch.randint(5, 290, (2, 40))
