@@ -89,6 +89,32 @@ def prepare_output_folder(
         raise OutputFolderError(f"cannot write here ({err.strerror or type(err).__name__})", out) from None
 
 
+def stale_outputs(out: Path, files: Sequence[Path]) -> list[Path]:
+    """Earlier prediction files (``.ann``/``.jsonl``) in ``out`` that a run writing ``files`` does not replace.
+
+    ``--overwrite`` writes over what it writes and deletes nothing (the folder may hold a person's own
+    annotations), so these stay beside the new predictions: the commands name them.
+    """
+    if not out.is_dir():
+        return []
+    written = {path.resolve() for path in files}
+    return sorted(p for p in out.rglob("*") if p.suffix in PREDICTION_SUFFIXES and p.is_file()
+                  and p.resolve() not in written)
+
+
+def warn_stale(out: Path, stale: Sequence[Path]) -> None:
+    """One stderr line naming the earlier prediction files a run left beside its own (see ``stale_outputs``)."""
+    if stale:
+        import sys
+
+        print(
+            f"clinx: warning: {out} also holds {len(stale)} earlier prediction file(s) this run did not write,"
+            f" e.g. {stale[0].relative_to(out)}; they were left as they were: remove them or use an empty"
+            " folder so that they do not mix with these predictions",
+            file=sys.stderr,
+        )
+
+
 SPAN_FIELDS = ("start", "end", "label", "text", "score")
 """The one span record of every output: JSON lines, the pipeline, the demo's table, parquet shards."""
 

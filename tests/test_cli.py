@@ -314,6 +314,13 @@ def test_predict_never_writes_over_its_inputs(trained: Path, synthetic_dir: Path
     assert main(["predict", str(trained), str(note), "--out", str(out), "--format", "jsonl"]) == 2
     assert main(["predict", str(trained), str(notes), "--out", str(out), "--overwrite"]) == 0
     assert _snapshot(out) == first and not [p for p in out.rglob(".*")]  # whole files, no temporaries left
+    assert "earlier prediction file" not in capsys.readouterr().err  # every earlier file was this run's own
+    # One note into the same folder: the other 5 notes' predictions stay (nothing is deleted) and are named.
+    assert main(["predict", str(trained), str(note), "--out", str(out), "--overwrite", "--json"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out.splitlines()[-1])["earlier_files_left"] == 5
+    assert f"{out} also holds 5 earlier prediction file(s) this run did not write" in captured.err
+    assert _snapshot(out) == first
     assert main(["predict", str(trained), str(note), "--out", str(tmp_path / "j"), "--format", "jsonl"]) == 0
     assert main(["predict", str(trained), str(note), "--out", str(tmp_path / "j"), "--format", "jsonl"]) == 2
     assert "already holds 1 earlier output file(s), e.g. predictions.jsonl" in capsys.readouterr().err

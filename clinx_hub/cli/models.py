@@ -66,7 +66,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     from clinx_hub.ensemble import load_extractor
     from clinx_hub.formats.brat import brat_paths, write_brat
     from clinx_hub.hub import available_model
-    from clinx_hub.outputs import prepare_output_folder
+    from clinx_hub.outputs import prepare_output_folder, stale_outputs, warn_stale
 
     model = available_model(args.model)
     data_dir = Path(args.data_dir)
@@ -79,6 +79,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         out = Path(args.pred_out)
         files = [path for d in documents for path in brat_paths(d.id, out)]
         prepare_output_folder(out, files, inputs=inputs, overwrite=args.overwrite)
+        stale = stale_outputs(out, files)
     extractor = load_extractor(model, device=args.device, dtype=args.dtype)
     predictions = _predict_with_progress(extractor, documents, args.batch_size)
     from clinx_hub.evaluation import score_documents
@@ -86,6 +87,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     result = score_documents(documents, [d.with_spans(p) for d, p in zip(documents, predictions)])
     if args.pred_out:
         write_brat([d.with_spans(p) for d, p in zip(documents, predictions)], Path(args.pred_out))
+        warn_stale(Path(args.pred_out), stale)
     print(json.dumps(result.to_dict(), indent=2) if args.json else result.format_table())
     return 0
 
@@ -115,7 +117,7 @@ def _predict(args: argparse.Namespace) -> int:
     from clinx_hub.formats.base import write_text_atomic
     from clinx_hub.formats.brat import brat_paths, write_brat
     from clinx_hub.hub import available_model
-    from clinx_hub.outputs import jsonl_lines, prepare_output_folder
+    from clinx_hub.outputs import jsonl_lines, prepare_output_folder, stale_outputs, warn_stale
 
     model = available_model(args.model)
     source = Path(args.input)
@@ -128,6 +130,7 @@ def _predict(args: argparse.Namespace) -> int:
     inputs = [source, *(Path(d.metadata["source"]) for d in documents)]
     # Before the model loads: a wrong --out must fail now, not after every note is done.
     prepare_output_folder(out, files, inputs=inputs, overwrite=args.overwrite)
+    stale = stale_outputs(out, files)
     extractor = load_extractor(model, device=args.device, dtype=args.dtype)
     predictions = _predict_with_progress(extractor, documents, args.batch_size)
     if args.format == "brat":
@@ -136,8 +139,10 @@ def _predict(args: argparse.Namespace) -> int:
         lines = jsonl_lines([d.id for d in documents], predictions)
         write_text_atomic(jsonl, "".join(line + "\n" for line in lines))
     spans = sum(map(len, predictions))
+    warn_stale(out, stale)
     if args.json:
-        print(json.dumps({"documents": len(documents), "spans": spans, "out": str(out), "format": args.format}))
+        print(json.dumps({"documents": len(documents), "spans": spans, "out": str(out), "format": args.format,
+                          "earlier_files_left": len(stale)}))
     else:
         print(f"{spans} spans in {len(documents)} documents written to {out}")
     return 0
