@@ -40,16 +40,19 @@ def rss_mb(pid: int | None = None) -> float:
 
 
 class MemorySampler(threading.Thread):
-    """The driver's RSS every ``every`` seconds while a run goes."""
+    """The driver's RSS (this process, or ``pid``) every ``every`` seconds while a run goes."""
 
-    def __init__(self, every: float = 1.0) -> None:
+    def __init__(self, every: float = 1.0, pid: int | None = None) -> None:
         super().__init__(daemon=True)
-        self.every, self.samples, self.stop = every, [], threading.Event()
+        self.every, self.samples, self.stop, self.pid = every, [], threading.Event(), pid
         self.start_time = time.time()
 
     def run(self) -> None:
         while not self.stop.is_set():
-            self.samples.append((round(time.time() - self.start_time, 1), round(rss_mb(), 1)))
+            try:
+                self.samples.append((round(time.time() - self.start_time, 1), round(rss_mb(self.pid), 1)))
+            except (FileNotFoundError, ProcessLookupError):  # the process has ended
+                return
             self.stop.wait(self.every)
 
 
@@ -165,6 +168,11 @@ def speedup(args: argparse.Namespace) -> list[dict]:
 
 
 def scale(args: argparse.Namespace) -> list[dict]:
+    """Synthetic notes through ``clinx predict --engine ray`` (a driver process of its own, its RSS sampled).
+
+    With ``--interrupt-after K`` the driver is killed (SIGKILL) once K shards are written and the same
+    command is run again; either way the output is then read back: every note's id exactly once.
+    """
     from clinx_hub.synthetic import synthetic_documents
 
     work = Path(args.work or tempfile.mkdtemp(prefix="clinx-batch-scale-"))
@@ -177,23 +185,61 @@ def scale(args: argparse.Namespace) -> list[dict]:
             for start in range(0, args.notes, 1000):
                 for d in synthetic_documents(min(1000, args.notes - start), seed=start):
                     file.write(json.dumps({"id": f"{start}-{d.id}", "text": d.text}, ensure_ascii=False) + "\n")
-    import ray
-
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    result = batch_run(model, source, work / "out", engine="ray", num_workers=2, threads_per_worker=1,
-                       shard_size=args.shard_size)
-    ray.shutdown()
-    summary, samples = result["summary"], result["driver_rss"]
-    after_start = [mb for t, mb in samples if t >= min(30.0, samples[-1][0] / 4)] or [samples[-1][1]]
+    out = work / f"out-{args.notes}"
+    shutil.rmtree(out, ignore_errors=True)
+    command = [sys.executable, "-m", "clinx_hub.cli", "predict", str(model), str(source), "--out", str(out),
+               "--engine", "ray", "--num-workers", "2", "--threads-per-worker", "1", "--shard-size",
+               str(args.shard_size)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1"}
+    runs, started = [], time.time()
+    for attempt in ("interrupted", "rerun") if args.interrupt_after else ("whole",):
+        driver = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        sampler = MemorySampler(pid=driver.pid)
+        sampler.start()
+        begun = time.time()
+        if attempt == "interrupted":
+            while len(list((out / "shards").glob("part-*.parquet"))) < args.interrupt_after and driver.poll() is None:
+                time.sleep(0.5)
+            driver.send_signal(signal.SIGKILL)  # as a killed driver: Ray's processes go with it
+        _, stderr = driver.communicate()
+        sampler.stop.set()
+        sampler.join()
+        shards = len(list((out / "shards").glob("part-*.parquet")))
+        runs.append({"attempt": attempt, "exit": driver.returncode, "wall_seconds": round(time.time() - begun, 1),
+                     "shards_written_when_it_ended": shards, "driver_rss": sampler.samples,
+                     "stderr_tail": stderr[-300:] if driver.returncode else ""})
+    manifest = json.loads((out / "manifest.json").read_text())
+    ids = exactly_once(out)
+    errors = sum(1 for _ in (out / "errors.jsonl").open()) if (out / "errors.jsonl").is_file() else 0
+    samples = [sample for run in runs for sample in run["driver_rss"]]
+    steady = [mb for run in runs for t, mb in run["driver_rss"] if t >= min(30.0, run["driver_rss"][-1][0] / 4)]
     return [{
-        "part": "scale", "engine": "ray", "workers": 2, "threads_per_worker": 1, "notes": summary.notes,
-        "input_mb": round(source.stat().st_size / 1e6, 1), "shards": summary.shards,
-        "wall_seconds": round(result["wall"], 1), "extraction_seconds": summary.extraction_seconds,
-        "notes_per_second": round(summary.notes / summary.extraction_seconds, 1),
-        "driver_rss_mb_first": samples[0][1], "driver_rss_mb_min_after_start": min(after_start),
-        "driver_rss_mb_max_after_start": max(after_start), "driver_rss_samples": samples[:: max(1, len(samples) // 40)],
-        "worker_peak_rss_mb": sorted(summary.worker_peak_rss_mb.values()), "load_average": load_average(),
+        "part": "scale", "engine": "ray", "workers": 2, "threads_per_worker": 1, "notes": args.notes,
+        "input_mb": round(source.stat().st_size / 1e6, 1), "shards": manifest["shards"],
+        "wall_seconds": round(time.time() - started, 1), "extraction_seconds": manifest["extraction_seconds"],
+        "notes_per_second": round((args.notes * (manifest["shards"] - manifest["shards_skipped"]) / manifest["shards"])
+                                  / manifest["extraction_seconds"], 1),
+        "driver_rss_mb_first": samples[0][1], "driver_rss_mb_min_after_start": min(steady),
+        "driver_rss_mb_max_after_start": max(steady),
+        "driver_rss_samples": [s for run in runs for s in run["driver_rss"][:: max(1, len(run["driver_rss"]) // 20)]],
+        "worker_peak_rss_mb": sorted(manifest["worker_peak_rss_mb"].values()), "load_average": load_average(),
+        "runs": [{k: v for k, v in run.items() if k != "driver_rss"} for run in runs],
+        "interrupted_after_shards": args.interrupt_after, "shards_skipped_by_rerun": manifest["shards_skipped"],
+        "complete": manifest["complete"], "ids_written": ids["written"], "ids_unique": ids["unique"], "errors": errors,
+        "every_note_exactly_once": ids["written"] == ids["unique"] == args.notes - errors,
     }]
+
+
+def exactly_once(out: Path) -> dict:
+    """How many note ids the shards hold, and how many distinct: read one shard's id column at a time."""
+    import pyarrow.parquet as pq
+
+    seen, written = set(), 0
+    for shard in sorted((out / "shards").glob("part-*.parquet")):
+        column = pq.read_table(shard, columns=["id"]).column("id").to_pylist()
+        written += len(column)
+        seen.update(column)
+    return {"written": written, "unique": len(seen)}
 
 
 def resume(args: argparse.Namespace) -> list[dict]:
@@ -239,7 +285,7 @@ def table(rows: list[dict], meta: dict) -> str:
     lines = ["# Batch extraction on Ray Data (CPU)", "", f"Hardware: {meta.get('hardware')}.", ""]
     speed = [r for r in rows if r["part"] == "speedup"]
     if speed:
-        lines += ["## Ray workers vs one worker (MiniLM, 200 MEDDOCAN/CANTEMIST notes)", "",
+        lines += [f"## Ray workers vs one worker (MiniLM, {speed[0]['notes']} MEDDOCAN/CANTEMIST notes)", "",
                   "| engine | workers x threads | notes | subwords | extraction s | wall s | subwords/s | load avg |",
                   "|---|---|---|---|---|---|---|---|"]
         lines += [f"| {r['engine']} | {r['workers']} x 1 | {r['notes']} | {r['subwords']} | {r['extraction_seconds']} |"
@@ -250,9 +296,8 @@ def table(rows: list[dict], meta: dict) -> str:
                           f" local: {r['ray1_over_local']}x; 2-worker output equals the local engine's span for span:"
                           f" {r['ray2_equals_local']} ({r['differing_spans']} differing spans); model {r['model']}."]
         lines += ["", "Extraction s: first shard's start to last shard's end (model loading and Ray start-up left out);"
-                  " wall s includes them and the driver's planning. The three runs went one after another on a machine"
-                  " shared with other jobs (load averages above, on 2 cores), and the scale and resume runs below went"
-                  " beside the two Ray runs: the ratios are those of shared cores, not of a quiet machine."]
+                  " wall s includes them and the driver's planning. The three runs went one after another; "
+                  + machine_note([r["load_average"] for r in speed])]
     for r in (r for r in rows if r["part"] == "scale"):
         lines += ["", f"## {r['notes']:,} synthetic notes, tiny model, 2 Ray workers x 1 thread", "",
                   "| notes | input MB | shards | wall s | extraction s | notes/s | driver RSS MB (start / min-max after start) |"
@@ -261,6 +306,15 @@ def table(rows: list[dict], meta: dict) -> str:
                   f" {r['notes_per_second']} | {r['driver_rss_mb_first']} / {r['driver_rss_mb_min_after_start']}-"
                   f"{r['driver_rss_mb_max_after_start']} | {', '.join(map(str, r['worker_peak_rss_mb']))} |"
                   f" {r['load_average']} |"]
+        if r.get("interrupted_after_shards"):
+            first = r["runs"][0]
+            lines += ["", f"The driver was killed (SIGKILL) after {first['wall_seconds']} s with"
+                      f" {first['shards_written_when_it_ended']} of {r['shards']} shards written; the same command"
+                      f" again skipped {r['shards_skipped_by_rerun']} and exited {r['runs'][-1]['exit']}."]
+        if "every_note_exactly_once" in r:
+            lines += ["", f"Read back: {r['ids_written']:,} ids in the shards, {r['ids_unique']:,} distinct,"
+                      f" {r['errors']} in errors.jsonl: every note exactly once: **{r['every_note_exactly_once']}**;"
+                      f" manifest complete: {r['complete']}. Driver RSS is sampled every second (both runs)."]
     if any(r["part"] == "scale" for r in rows) and not any(r["part"] == "scale" and r["notes"] >= 100_000 for r in rows):
         lines += ["", "100,000 notes were not run: at the rate above it takes about an hour on this shared machine."
                   " The command: `python benchmarks/batch_extraction.py scale --notes 100000`. Driver RSS is sampled"
@@ -273,9 +327,21 @@ def table(rows: list[dict], meta: dict) -> str:
                   f" {r['shards_skipped_by_rerun']} and exited {r['rerun_exit']}; output equal to an uninterrupted"
                   f" run: {r['same_output_as_uninterrupted']} ({r['differing_spans']} differing spans)."]
     lines += cost_table(rows)
-    lines += ["", f"Command: `{meta.get('command')}`; load average at start {meta.get('load_start')}, end"
-              f" {meta.get('load_end')} (2 cores shared with a niced training job and other engineers' tests)."]
+    lines += ["", "Commands, each with the load average at its start and end:", ""]
+    lines += [f"- `{m.get('command')}` ({m.get('date', '')[:16]}; {m.get('load_start')} -> {m.get('load_end')})"
+              for m in meta.get("runs", [meta])]
     return "\n".join(lines) + "\n"
+
+
+def machine_note(loads: list[str], cores: int | None = None) -> str:
+    """What the load averages beside the rows say: a quiet machine, or cores shared with other jobs."""
+    cores = cores or os.cpu_count() or 1
+    one_minute = [float(str(load).split()[0]) for load in loads if load]
+    if one_minute and max(one_minute) <= cores + 0.5:
+        return (f"the 1-minute load average stayed at or under {max(one_minute):.1f} on {cores} cores (the runs' own"
+                " processes): a quiet machine.")
+    return (f"the 1-minute load average reached {max(one_minute or [0]):.1f} on {cores} cores: other jobs shared the"
+            " cores, so read the ratios as those of a shared machine, not of a quiet one.")
 
 
 def cost_table(rows: list[dict]) -> list[str]:
@@ -287,14 +353,15 @@ def cost_table(rows: list[dict]) -> list[str]:
     scale_rows = [r for r in rows if r["part"] == "scale"]
     # The tiny model's encoder costs next to nothing: its notes/s per worker is the CPU-side work of a note
     # (reading, tokenising, windows, Viterbi, marginals, parquet), which a GPU worker still does on its CPU.
-    cpu_side = scale_rows[-1]["notes_per_second"] / scale_rows[-1]["workers"] if scale_rows else None
+    largest = max(scale_rows, key=lambda r: r["notes"]) if scale_rows else None
+    cpu_side = largest["notes_per_second"] / largest["workers"] if largest else None
     lines = ["", "## Cost on paper: notes per hour", "",
-             f"A note = {per_note:.0f} subwords (the mean of the 200 MEDDOCAN/CANTEMIST notes above, MiniLM's"
+             f"A note = {per_note:.0f} subwords (the mean of the {best['notes']} MEDDOCAN/CANTEMIST notes above, MiniLM's"
              " tokenizer).", "",
              "| encoder | per CPU core (1 thread) | per GPU (estimate) | how |", "|---|---|---|---|"]
     cpu_rows = [
         ("MiniLM-L6 (22.7M), measured here", best["subwords_per_second"],
-         f"1 Ray worker x 1 thread, this run (load average {best['load_average']}: the core was shared)"),
+         f"1 Ray worker x 1 thread, the speed-up run above (load average {best['load_average']})"),
         ("MiniLM-L6 (22.7M), quiet machine", 6000 / 2, "ENVIRONMENT.md: ~6k subwords/s on 2 threads"),
         ("XLM-R-large size (560M)", 800 / 2 / 3.6,
          "ENVIRONMENT.md: xlm-roberta-base ~800 subwords/s on 2 threads, / 3.6 (large's encoder FLOPs)"),
@@ -312,7 +379,7 @@ def cost_table(rows: list[dict]) -> list[str]:
               f" {ENCODERS['XLM-R-large size (560M)'] / 1e6:.0f} M for XLM-R large: 2 x the non-embedding weights)"
               f" at {GPU_EFFECTIVE_FLOPS / 1e12:.0f} TFLOP/s effective (an A100/H100-class GPU in bf16 at 30-40% of"
               " peak), halved because windows re-encode up to 100 + 100 subwords of context. For MiniLM the per-note"
-              " CPU work (the tiny-model rate above, measured on this loaded machine) bounds a GPU worker long before"
+              " CPU work (the tiny-model rate of the largest scale run above) bounds a GPU worker long before"
               " its encoder does: give a GPU worker several CPU threads (`--threads-per-worker`)."]
     return lines
 
@@ -324,6 +391,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--shard-size", type=int, default=None)
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--work", default=None, help="folder for the synthetic input and the tiny model (kept)")
+    parser.add_argument("--interrupt-after", type=int, default=0, metavar="K",
+                        help="scale: kill the driver once K shards are written, then run the same command again")
     args = parser.parse_args(argv)
     defaults = {"speedup": (200, 10), "scale": (100_000, 500), "resume": (2000, 100), "table": (0, 0)}[args.part]
     args.notes = args.notes or defaults[0]
@@ -345,8 +414,8 @@ def main(argv: list[str] | None = None) -> int:
         meta = run_meta("batch_extraction.py", argv, hardware("cpu"), load_start)
         earlier = {"meta": {**earlier["meta"], key: meta}, "rows": kept + rows}
     meta = next(iter(earlier["meta"].values()), {})
-    commands = "`; `".join(m["command"] for m in earlier["meta"].values())
-    write_results(RESULTS, table(earlier["rows"], {**meta, "command": commands}), earlier["meta"], earlier["rows"])
+    write_results(RESULTS, table(earlier["rows"], {**meta, "runs": list(earlier["meta"].values())}), earlier["meta"],
+                  earlier["rows"])
     return 0
 
 
