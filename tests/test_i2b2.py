@@ -118,6 +118,8 @@ def test_2010_line_token_references_give_character_spans_across_lines(tmp_path):
         ),
         ('c="aspirin" 3:4||t="treatment"\n', r"r\.con:1: malformed concept line"),
         ('c="x" 3:4 3:2||t="test"\n', r"r\.con:1: concept ends \(3:2\) before it starts"),
+        # int() reads Arabic-Indic digits, the release format has ASCII ones only: refused, not guessed
+        ('c="aspirin" \u0663:4 3:4||t="treatment"\n', r"r\.con:1: malformed concept line"),
     ],
 )
 def test_2010_bad_references_raise_with_file_and_line(tmp_path, con, message):

@@ -33,10 +33,10 @@ TIMEX3_TYPES = ("DATE", "TIME", "DURATION", "FREQUENCY")
 _TYPE_SPELLINGS = {"OCCURENCE": "OCCURRENCE"}
 
 _CDATA = re.compile(r"<!\[CDATA\[.*?\]\]>", re.DOTALL)
-_BARE_AMPERSAND = re.compile(r"&(?!(?:amp|lt|gt|quot|apos|#\d+|#x[0-9a-fA-F]+);)")
+_BARE_AMPERSAND = re.compile(r"&(?!(?:amp|lt|gt|quot|apos|#[0-9]+|#x[0-9a-fA-F]+);)")
 _PHI_TAG = re.compile(r'<PHI TYPE="[^"]*">|</PHI>')
 _TAG_ID = re.compile(r'<(\w+)\b[^>]*?\bid="([^"]*)"')
-_CON_LINE = re.compile(r'c="(.*)" (\d+):(\d+) (\d+):(\d+)\|\|t="([^"]*)"\s*')
+_CON_LINE = re.compile(r'c="(.*)" ([0-9]+):([0-9]+) ([0-9]+):([0-9]+)\|\|t="([^"]*)"\s*')
 
 
 def _parse_xml(source: str, path: Path) -> ET.Element:
