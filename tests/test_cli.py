@@ -536,7 +536,7 @@ def test_predict_json_and_a_progress_bar_on_stderr(trained: Path, tmp_path: Path
     summary = json.loads(captured.out)
     lines = (tmp_path / "out" / "predictions.jsonl").read_text().splitlines()
     assert summary == {"documents": 3, "spans": sum(len(json.loads(line)["spans"]) for line in lines),
-                       "out": str(tmp_path / "out"), "format": "jsonl"}
+                       "out": str(tmp_path / "out"), "format": "jsonl", "earlier_files_left": 0}
     total = sum(len((notes / f"n{i}.txt").read_text()) for i in range(3))
     assert "extracting: 100%" in captured.err and f"{total}/{total}" in captured.err.replace(",", "")
     monkeypatch.setenv("CLINX_NO_PROGRESS", "1")  # what -q sets
