@@ -360,9 +360,10 @@ def cost_table(rows: list[dict]) -> list[str]:
              " tokenizer).", "",
              "| encoder | per CPU core (1 thread) | per GPU (estimate) | how |", "|---|---|---|---|"]
     cpu_rows = [
-        ("MiniLM-L6 (22.7M), measured here", best["subwords_per_second"],
+        ("MiniLM-L6 (22.7M), whole extraction, measured here", best["subwords_per_second"],
          f"1 Ray worker x 1 thread, the speed-up run above (load average {best['load_average']})"),
-        ("MiniLM-L6 (22.7M), quiet machine", 6000 / 2, "ENVIRONMENT.md: ~6k subwords/s on 2 threads"),
+        ("MiniLM-L6 (22.7M), the bare encoder", 6000 / 2,
+         "ENVIRONMENT.md: ~6k subwords/s on 2 threads for the encoder alone (no context windows, CRF or I/O)"),
         ("XLM-R-large size (560M)", 800 / 2 / 3.6,
          "ENVIRONMENT.md: xlm-roberta-base ~800 subwords/s on 2 threads, / 3.6 (large's encoder FLOPs)"),
     ]
