@@ -245,6 +245,18 @@ def f1_check(model: Path, task: str, split: str, corpora: Path, batch_size: int,
     return row
 
 
+def memory_mb(field: str) -> float:
+    """``VmRSS`` (now) or ``VmHWM`` (peak) of this process from /proc, in MB.
+
+    Not ``getrusage(RUSAGE_SELF).ru_maxrss``: Linux carries it over fork and exec, so a child started by
+    a parent of 1.4 GB reports at least 1.4 GB whatever it uses itself (it did, 2026-12-02).
+    """
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # no /proc (macOS): the best there is
+
+
 def long_note_child(text_file: str, chars: int, batch_size: int, random_encoder: bool, engine: str = "") -> None:
     """In a fresh process: extract one note of ``chars`` characters; print time and memory as JSON.
 
@@ -269,12 +281,12 @@ def long_note_child(text_file: str, chars: int, batch_size: int, random_encoder:
         model.encoder.forward = lambda input_ids=None, **_: BaseModelOutput(
             last_hidden_state=torch.randn(*input_ids.shape, hidden)
         )
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    before = memory_mb("VmRSS")
     start = time.perf_counter()
     spans = extract_documents(model, tokenizer, [text], batch_size=batch_size)[0]
     seconds = time.perf_counter() - start
     # Peak RSS before anything else runs here (the parent counts the subwords).
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = memory_mb("VmHWM")
     print(json.dumps({"engine": "onnx " + json.loads((Path(engine) / "onnx_export.json").read_text())["precision"]
                       if engine else "pytorch", "chars": len(text), "seconds": seconds, "spans": len(spans),
                       "rss_after_load_mb": before, "peak_rss_mb": peak}))

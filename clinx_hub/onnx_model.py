@@ -55,6 +55,11 @@ def session_options(threads: int | None = None):
     options.intra_op_num_threads = threads or torch.get_num_threads()
     options.inter_op_num_threads = 1
     options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # Memory patterns are planned per input shape, and window batches come in many shapes: with them on,
+    # a 1M-character note's peak RSS grew 26% over a 100k one's (1,056 -> 1,335 MB), without them 8%
+    # (1,098 -> 1,186 MB; PyTorch 17%), for 4-6% more time (MiniLM fp32, 2 threads, 2026-12-02;
+    # benchmarks/results/extraction-long-onnx-cpu*.md).
+    options.enable_mem_pattern = False
     # onnxruntime's idle threads spin after each run; between encoder batches this process decodes
     # with torch (CRF, marginals), and on a shared CPU the spinning threads take the cores it needs.
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
