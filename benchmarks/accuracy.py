@@ -158,6 +158,23 @@ def command_line(script: str, argv: list[str] | None) -> str:
     return threads_prefix() + " ".join([f"python benchmarks/{script}", *(sys.argv[1:] if argv is None else argv)])
 
 
+def proc_memory_mb(field: str = "VmRSS", pid: int | None = None) -> float | None:
+    """A memory line of ``/proc/<pid>/status`` (this process by default) in MB: ``VmRSS`` now, ``VmHWM`` the peak.
+
+    None where this process has no ``/proc`` (macOS); for another ``pid`` that has ended, FileNotFoundError.
+    """
+    try:
+        text = Path(f"/proc/{pid or 'self'}/status").read_text()
+    except FileNotFoundError:
+        if pid:
+            raise
+        return None
+    for line in text.splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    return None
+
+
 def load_average() -> str:
     """The 1, 5 and 15-minute load averages, as a figure's context on a shared machine."""
     return " ".join(f"{x:.1f}" for x in os.getloadavg())

@@ -24,19 +24,11 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from accuracy import load_average, minilm_folder, run_meta, write_results  # noqa: E402
+from accuracy import load_average, minilm_folder, proc_memory_mb, run_meta, write_results  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "batch-extraction-cpu"
 MINILM_MODEL = Path(os.environ.get("CLINX_BATCH_MODEL", "/root/clinx-runs/sources/pharmaconer-source"))
 CORPORA = Path(os.environ.get("CLINX_CORPORA", Path(__file__).resolve().parents[2] / "shared" / "corpora"))
-
-
-def rss_mb(pid: int | None = None) -> float:
-    """Resident memory of a process (this one by default), in MB."""
-    for line in Path(f"/proc/{pid or 'self'}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 class MemorySampler(threading.Thread):
@@ -50,7 +42,7 @@ class MemorySampler(threading.Thread):
     def run(self) -> None:
         while not self.stop.is_set():
             try:
-                self.samples.append((round(time.time() - self.start_time, 1), round(rss_mb(self.pid), 1)))
+                self.samples.append((round(time.time() - self.start_time, 1), round(proc_memory_mb("VmRSS", self.pid) or 0.0, 1)))
             except (FileNotFoundError, ProcessLookupError):  # the process has ended
                 return
             self.stop.wait(self.every)

@@ -48,7 +48,7 @@ import torch
 
 # The accuracy rows' encoder and corpora (CLINX_BACKBONE / CLINX_CORPORA on a device machine);
 # benchmarks/ is on sys.path when this script runs.
-from accuracy import CORPORA
+from accuracy import CORPORA, proc_memory_mb
 from accuracy import minilm_folder as backbone_folder
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -251,10 +251,9 @@ def memory_mb(field: str) -> float:
     Not ``getrusage(RUSAGE_SELF).ru_maxrss``: Linux carries it over fork and exec, so a child started by
     a parent of 1.4 GB reports at least 1.4 GB whatever it uses itself (it did, 2026-12-02).
     """
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # no /proc (macOS): the best there is
+    value = proc_memory_mb(field)
+    # no /proc (macOS): ru_maxrss is the best there is
+    return value if value is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def long_note_child(text_file: str, chars: int, batch_size: int, random_encoder: bool, engine: str = "") -> None:
