@@ -291,3 +291,58 @@ def test_epochs_become_the_steps_of_that_many_passes(tiny_mlm_dir, notes_dir, tm
     stats = corpus_statistics(PretrainingCorpus(texts=[notes_dir]), tiny_tokenizer, 3)
     assert record.steps == math.ceil(2 * (stats.subwords + stats.documents) / 30 / 4)
     assert record.passes == pytest.approx(2, abs=4 * 30 / (stats.subwords + stats.documents))
+
+
+def _tiny_mlm(kind: str):
+    from transformers import BertConfig, BertForMaskedLM, XLMRobertaConfig, XLMRobertaForMaskedLM
+
+    torch.manual_seed(0)
+    shape = dict(vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=20,
+                 max_position_embeddings=40, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    if kind == "bert":
+        return BertForMaskedLM(BertConfig(**shape))
+    return XLMRobertaForMaskedLM(XLMRobertaConfig(pad_token_id=1, **shape))
+
+
+@pytest.mark.parametrize("kind", ["bert", "xlm-roberta"])
+def test_the_head_on_masked_positions_only_gives_the_dense_loss_and_gradients(kind):
+    from clinx_hub.pretraining import predict_masked_only
+
+    dense, sparse = _tiny_mlm(kind), _tiny_mlm(kind)
+    sparse.load_state_dict(dense.state_dict())
+    assert predict_masked_only(sparse)
+    generator = torch.Generator().manual_seed(1)
+    ids = torch.randint(5, 50, (3, 12), generator=generator)
+    mask = torch.ones_like(ids)
+    mask[2, 8:] = 0
+    labels = torch.full_like(ids, -100)
+    chosen = torch.rand(ids.shape, generator=generator) < 0.3
+    chosen[0, 1] = True
+    labels[chosen & mask.bool()] = ids[chosen & mask.bool()]
+    a = dense(input_ids=ids, attention_mask=mask, labels=labels)
+    b = sparse(input_ids=ids, attention_mask=mask, labels=labels)
+    assert b.logits.shape == (int((labels != -100).sum()), 50)  # the head ran on the masked positions only
+    torch.testing.assert_close(b.loss, a.loss)
+    a.loss.backward()
+    b.loss.backward()
+    for (name, p), q in zip(dense.named_parameters(), sparse.parameters()):
+        torch.testing.assert_close(q.grad, p.grad, msg=name)
+    # The Trainer's count of masked positions over an accumulated batch divides the summed loss.
+    items = int((labels != -100).sum()) * 2
+    c = sparse(input_ids=ids, attention_mask=mask, labels=labels, num_items_in_batch=items)
+    torch.testing.assert_close(c.loss, a.loss / 2)
+    # Without labels (inference) the head runs everywhere, as the model's own forward does.
+    everywhere = sparse(input_ids=ids, attention_mask=mask).logits
+    torch.testing.assert_close(everywhere, dense(input_ids=ids, attention_mask=mask).logits)
+    # The instance changed, not the class: a fresh model and a saved folder are the model's own.
+    assert type(sparse).forward is type(dense).forward
+
+
+def test_a_head_that_is_not_one_module_keeps_the_dense_forward():
+    from transformers import DistilBertConfig, DistilBertForMaskedLM
+
+    from clinx_hub.pretraining import predict_masked_only
+
+    model = DistilBertForMaskedLM(DistilBertConfig(vocab_size=50, dim=16, n_layers=1, n_heads=2, hidden_dim=20))
+    assert not predict_masked_only(model)
+    assert "forward" not in vars(model)
