@@ -10,6 +10,12 @@ attention probabilities are materialised and masked with ``bernoulli`` (8 x 12 x
 
     python benchmarks/train_step.py                 # writes benchmarks/results/train-step-cpu-<n>-threads.{md,json}
     python benchmarks/train_step.py --device cuda   # the same on a GPU
+    python benchmarks/train_step.py --compare bf16  # fp32 against bfloat16 autocast (clinx train --bf16), dropout 0
+
+With ``--compare bf16`` both settings use attention dropout 0 and the second runs under
+``torch.autocast(dtype=torch.bfloat16)`` as the Trainer's ``bf16=True`` does (the CRF casts to float32
+itself); on a CPU that pays only where it has bf16 matrix units (AMX, AVX512-BF16). Results go to
+``train-step-bf16-<device>...``.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ from pathlib import Path
 import torch
 
 # The accuracy rows' encoder (CLINX_BACKBONE's copy on a device machine); benchmarks/ is on sys.path.
-from accuracy import command_line, minilm_folder
+from accuracy import command_line, load_average, minilm_folder
 
 from clinx_hub.corpora import get_task
 from clinx_hub.modeling_clinx import ClinXForTokenClassification
@@ -37,7 +43,7 @@ from clinx_hub.tagging import scheme_labels
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def make_step(attention_dropout: float | None, batch: int, length: int, context: int, device: str):
+def make_step(attention_dropout: float | None, batch: int, length: int, context: int, device: str, bf16: bool = False):
     """A closure running one training step; the model starts from the same weights either way."""
     torch.manual_seed(0)
     tags = scheme_labels(get_task("pharmaconer").labels, "bioes")
@@ -58,7 +64,9 @@ def make_step(attention_dropout: float | None, batch: int, length: int, context:
         if device == "cuda":
             torch.cuda.synchronize()
         start = time.perf_counter()
-        model(**inputs).loss.backward()
+        with torch.autocast(device.split(":")[0], dtype=torch.bfloat16, enabled=bf16):
+            loss = model(**inputs).loss
+        loss.backward()
         optimizer.step()
         optimizer.zero_grad()
         if device == "cuda":
@@ -75,9 +83,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--length", type=int, default=512)
     parser.add_argument("--context", type=int, default=100)
+    parser.add_argument("--compare", choices=["dropout", "bf16"], default="dropout",
+                        help="dropout: 0.1 against 0 (fp32); bf16: fp32 against bfloat16 autocast (dropout 0)")
     args = parser.parse_args(argv)
-    settings = {"encoder's own (0.1)": None, "attention dropout 0": 0.0}
-    steps = {name: make_step(p, args.batch, args.length, args.context, args.device) for name, p in settings.items()}
+    load_start = load_average()
+    if args.compare == "bf16":
+        settings = {"fp32, attention dropout 0": (0.0, False), "bf16 autocast, attention dropout 0": (0.0, True)}
+    else:
+        settings = {"encoder's own (0.1)": (None, False), "attention dropout 0": (0.0, False)}
+    steps = {name: make_step(p, args.batch, args.length, args.context, args.device, bf16)
+             for name, (p, bf16) in settings.items()}
     times: dict[str, list[float]] = {name: [] for name in settings}
     for _, step in steps.values():
         step()  # warm-up
@@ -95,14 +110,18 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "benchmark": "train_step", "date": datetime.date.today().isoformat(), "hardware": hardware(args.device),
         "threads_env": os.environ.get("OMP_NUM_THREADS"), "command": command,
+        "load_start": load_start, "load_end": load_average(),
         "shape": {"batch": args.batch, "length": args.length, "context": args.context, "tags": 17},
         "rows": rows, "speedup_median": round(statistics.median(ratios), 2),
         "speedup_per_round": [round(r, 2) for r in ratios],
     }
+    title = ("fp32 against bfloat16 autocast" if args.compare == "bf16"
+             else "attention dropout 0.1 (the encoder's own) against 0")
     lines = [
-        "# Training step: attention dropout 0.1 (the encoder's own) against 0",
+        f"# Training step: {title}",
         "",
-        f"{result['date']}, {result['hardware']}; `{command}`. MiniLM-L6 + CRF, one step = forward with the CRF",
+        f"{result['date']}, {result['hardware']}; `{command}`; load average {load_start} at the start,"
+        f" {result['load_end']} at the end. MiniLM-L6 + CRF, one step = forward with the CRF",
         f"loss, backward and AdamW at batch {args.batch} x {args.length} subwords ({args.context} of context on each side);",
         f"{args.rounds} alternating rounds after a warm-up.",
         "",
@@ -111,13 +130,15 @@ def main(argv: list[str] | None = None) -> int:
         *(f"| {r['setting']} | {r['median_step_s']:.2f} | {', '.join(f'{x:.2f}' for x in r['steps_s'])} |" for r in rows),
         "",
         (
-            f"Speed-up with attention dropout 0: {result['speedup_median']:.2f}x (median of the per-round ratios"
+            f"Speed-up with {list(settings)[1]}: {result['speedup_median']:.2f}x (median of the per-round ratios"
             f" {', '.join(f'{r:.2f}' for r in result['speedup_per_round'])})."
         ),
     ]
     text = "\n".join(lines) + "\n"
     RESULTS.mkdir(parents=True, exist_ok=True)
     suffix = f"cpu-{torch.get_num_threads()}-threads" if args.device == "cpu" else args.device.split(":")[0]
+    if args.compare == "bf16":
+        suffix = f"bf16-{suffix}"
     (RESULTS / f"train-step-{suffix}.md").write_text(text)
     (RESULTS / f"train-step-{suffix}.json").write_text(json.dumps(result, indent=2) + "\n")
     print(text)

@@ -40,6 +40,33 @@ def test_train_writes_a_model_and_scores_the_report_split(trained: Path, capsys)
     assert {"config.json", "model.safetensors", "modeling_clinx.py", "tokenizer.json"} <= {p.name for p in trained.iterdir()}
 
 
+def test_bf16_trains_with_autocast_and_keeps_float32_weights(
+    synthetic_dir: Path, tiny_backbone_dir: Path, tmp_path: Path, monkeypatch
+) -> None:
+    import torch
+
+    from clinx_hub.modeling_clinx import ClinXForTokenClassification
+
+    seen = []
+    forward = ClinXForTokenClassification.forward
+
+    def spy(self, *args, **kwargs):
+        if self.training:
+            seen.append(torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16)
+        return forward(self, *args, **kwargs)
+
+    monkeypatch.setattr(ClinXForTokenClassification, "forward", spy)
+    out = tmp_path / "bf16"
+    assert main(["train", "brat", "--data-dir", str(synthetic_dir), "--backbone", str(tiny_backbone_dir),
+                 "--out", str(out), *TINY, "--epochs", "1", "--bf16"]) == 0
+    assert seen and all(seen)  # every training step ran under bfloat16 autocast
+    record = json.loads((out / "training_record.json").read_text())
+    assert record["bf16"] is True and record["evaluation"]["micro"]["f1"] >= 0
+    from safetensors.torch import load_file
+
+    assert {t.dtype for t in load_file(out / "model.safetensors").values()} == {torch.float32}
+
+
 def test_too_few_documents_for_the_folds_is_a_clear_error(
     synthetic_dir: Path, tiny_backbone_dir: Path, tmp_path: Path, capsys
 ) -> None:
