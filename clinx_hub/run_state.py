@@ -90,14 +90,24 @@ def hardware(device: str | None = None) -> str:
     if device == "cuda" or (device is None and torch.cuda.is_available()):
         return f"{torch.cuda.get_device_name()} (torch {torch.__version__}, CUDA {torch.version.cuda})"
     cpu = platform.processor() or platform.machine()
+    flags: set[str] = set()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
+            if line.startswith("model name") and cpu == (platform.processor() or platform.machine()):
                 cpu = line.split(":", 1)[1].strip()
+            elif line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
                 break
     except OSError:
         pass
+    # The matrix units decide int8 and bf16 speed more than the model name does (the same "Xeon" may have none).
+    units = [name for name, flag in CPU_UNITS if flag in flags]
+    cpu += f" ({', '.join(units)})" if units else ""
     return f"{cpu}, {torch.get_num_threads()} torch threads, {os.cpu_count()} cores (torch {torch.__version__})"
+
+
+CPU_UNITS = [("AVX2", "avx2"), ("AVX512-VNNI", "avx512_vnni"), ("AVX512-BF16", "avx512_bf16"), ("AMX", "amx_tile")]
+"""The x86 vector and matrix extensions named beside the CPU model (from /proc/cpuinfo's flags)."""
 
 
 # A record written before records kept their run_settings: its fields under their settings' names.

@@ -686,3 +686,15 @@ def test_a_fresh_head_starts_at_the_training_tags_log_frequencies_and_predicts_o
         tokenizer=tokenizer,
     )
     assert torch.equal(transferred.classifier.bias, flat.classifier.bias)
+
+
+def test_hardware_names_the_cpu_and_its_matrix_units(monkeypatch, tmp_path: Path) -> None:
+    from clinx_hub import run_state
+
+    fake = tmp_path / "cpuinfo"
+    fake.write_text("processor\t: 0\nmodel name\t: Some CPU\nflags\t\t: fpu avx2 avx512_vnni amx_tile\n"
+                    "processor\t: 1\nmodel name\t: Some CPU\nflags\t\t: fpu\n")
+    monkeypatch.setattr(run_state, "Path", lambda p: fake if str(p) == "/proc/cpuinfo" else Path(p))
+    assert run_state.hardware("cpu").startswith("Some CPU (AVX2, AVX512-VNNI, AMX), ")
+    fake.write_text("model name\t: Old CPU\nflags\t\t: fpu sse2\n")
+    assert run_state.hardware("cpu").startswith("Old CPU, ")
