@@ -169,27 +169,36 @@ def pair_row(task: str, name: str) -> dict:
     }
 
 
-def report(record: dict, rows: list[dict], started: float) -> None:
+def report(record: dict, rows: list[dict], started: float, not_run: list[str] = ()) -> None:
     from clinx_hub.run_state import hardware
 
+    curve = ", ".join(f"{e['step']}: {e['perplexity']:.1f}" for e in record["evaluations"])
     lines = [
         "# Domain-adaptive pre-training of MiniLM-L6 on the Spanish training sides (CLIN-X 3.1)",
         "",
         f"Validation perplexity (held-out training-side documents, fixed masks): {record['perplexity_before']:.2f}"
-        f" before, {record['perplexity_after']:.2f} after {record['steps']} steps (MLM head new at the start).",
+        f" before, {record['perplexity_after']:.2f} after {record['steps']} steps (MLM head new at the start); by step:"
+        f" {curve}.",
+        f"Pre-training: {record['train_seconds']:,.0f} s of training on {record['hardware']}.",
         "",
         "| task | split | fine-tune | baseline F1 | adapted F1 | difference | 95% interval (paired bootstrap)"
-        " | adapted ahead in |",
-        "|---|---|---|---:|---:|---:|---|---:|",
+        " | adapted ahead in | training min (baseline / adapted) |",
+        "|---|---|---|---:|---:|---:|---|---:|---|",
     ]
     for r in rows:
         lines.append(
             f"| {r['task']} | {r['split']} | {r['experiment']} ({r['epochs']:g} epochs{'' if r['required'] else ', extra'})"
             f" | {r['baseline_f1']:.2f} | {r['adapted_f1']:.2f}"
             f" | {r['adapted_f1'] - r['baseline_f1']:+.2f} | [{r['difference_95'][0]:+.2f}, {r['difference_95'][1]:+.2f}]"
-            f" | {r['adapted_better_share']:.0f}% |"
+            f" | {r['adapted_better_share']:.0f}%"
+            f" | {r['baseline_train_seconds'] / 60:.0f} / {r['adapted_train_seconds'] / 60:.0f} |"
         )
+    hardware_used = sorted({r[f"{side}_hardware"] for r in rows for side in ("baseline", "adapted")})
+    if hardware_used:
+        lines += ["", f"Fine-tunes ran on: {'; '.join(hardware_used)}."]
     stats = record["statistics"]
+    if not_run:
+        lines += ["", f"Not run yet (no F1): {', '.join(not_run)}."]
     lines += [
         "",
         f"Corpus: {stats['documents']:,} documents, {stats['characters']:,} characters, {stats['subwords']:,} MiniLM"
@@ -204,6 +213,7 @@ def report(record: dict, rows: list[dict], started: float) -> None:
         "pretraining": {k: record[k] for k in ("steps", "sequences_per_step", "passes", "statistics", "train_seconds",
                                                "hardware", "evaluations", "new_weights")},
         "rows": rows,
+        "not_run": list(not_run),
     }
     print(table)
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -302,11 +312,13 @@ def main(argv: list[str] | None = None) -> int:
     if "report" not in args.stage:
         return 0
     record = stage_pretrain()  # a finished encoder folder: its record, nothing trained
-    rows = [pair_row(task, name) for task, name in FINETUNE.items()]
+    # The report trains nothing: pairs still missing are named as not run (the stages above train them).
+    rows = [pair_row(task, name) for task, name in FINETUNE.items() if finished(name)]
+    not_run = [name for name in FINETUNE.values() if not finished(name)]
     # Pairs of another schedule that finished earlier (--short) are reported beside, marked as not the required row.
     rows += [pair_row(task, name) for task, name in SHORT_FINETUNE.items()
              if name not in FINETUNE.values() and finished(name) and not SMOKE]
-    report(record, rows, started)
+    report(record, rows, started, not_run)
     return 0
 
 
