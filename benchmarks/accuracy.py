@@ -207,6 +207,20 @@ def write_results(out: Path, table: str, meta: dict, rows: list[dict]) -> None:
     out.with_suffix(".json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n", encoding="utf-8")
 
 
+def alternating_rounds(steps: dict, rounds: int) -> dict[str, list[float]]:
+    """Seconds of each timed callable over ``rounds`` rounds, alternating, after one warm-up call each.
+
+    Alternating lets every setting see the same machine state (a shared machine's load changes by the minute).
+    """
+    for step in steps.values():
+        step()
+    times: dict[str, list[float]] = {name: [] for name in steps}
+    for _ in range(rounds):
+        for name, step in steps.items():
+            times[name].append(step())
+    return times
+
+
 def ensemble_splits(name: str) -> int:
     """How many members an experiment trains (1: a single model)."""
     return EXPERIMENTS[name][1].get("splits", 1)

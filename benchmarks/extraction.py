@@ -96,17 +96,27 @@ class EncoderPositions:
 
 ENGINE_MODES = {"clinx extractor": None, "clinx onnx fp32": "fp32", "clinx onnx int8": "int8"}
 """Rows that run ``load_extractor(...).predict``: the PyTorch model, and its ONNX exports (onnx_export.py)."""
+BF16_MODE = "clinx extractor bf16"
+"""The PyTorch path with the encoder in bfloat16 (``load_extractor(..., dtype="bf16")``; the CRF stays fp32)."""
+
+
+def model_source(model, tokenizer, scratch: Path) -> Path:
+    """The trained model's folder, or the fresh model saved into ``scratch`` once."""
+    from clinx_hub.ensemble import Extractor
+
+    if TRAINED is not None:
+        return TRAINED
+    source = scratch / "pytorch"
+    if not (source / "config.json").is_file():
+        Extractor(model, tokenizer).save_pretrained(source)
+    return source
 
 
 def export_engines(model, tokenizer, scratch: Path) -> dict[str, Path]:
     """The model's fp32 and int8 ONNX exports in ``scratch`` (the model is saved there first if it has no folder)."""
-    from clinx_hub.ensemble import Extractor
     from clinx_hub.onnx_export import export_onnx
 
-    source = TRAINED
-    if source is None:
-        source = scratch / "pytorch"
-        Extractor(model, tokenizer).save_pretrained(source)
+    source = model_source(model, tokenizer, scratch)
     return {
         precision: export_onnx(source, scratch / f"onnx-{precision}", quantize=None if precision == "fp32" else precision,
                                overwrite=True)
@@ -128,6 +138,8 @@ def run_modes(
     if any(ENGINE_MODES.get(m) for m in modes):
         exports = export_engines(model, tokenizer, scratch)
         engines = {name: load_extractor(exports[p]) for name, p in ENGINE_MODES.items() if p and name in modes}
+    if BF16_MODE in modes:
+        engines[BF16_MODE] = load_extractor(model_source(model, tokenizer, scratch), dtype="bf16")
     engines["clinx extractor"] = Extractor(model, tokenizer)
     subwords = sum(len(ids) for ids in tokenizer(texts, add_special_tokens=False, verbose=False)["input_ids"])
     counter = EncoderPositions(model)
@@ -218,7 +230,7 @@ def f1_check(model: Path, task: str, split: str, corpora: Path, batch_size: int,
     from clinx_hub.onnx_export import export_onnx
 
     documents = load_task(task, corpora, splits=[split])[split]
-    folders = {"pytorch": model}
+    folders = {"pytorch": model, "pytorch bf16": model}
     for precision in ("fp32", "int8"):
         folders[f"onnx {precision}"] = export_onnx(
             model, scratch / f"f1-{task}-{precision}", quantize=None if precision == "fp32" else precision, overwrite=True
@@ -227,7 +239,7 @@ def f1_check(model: Path, task: str, split: str, corpora: Path, batch_size: int,
                  "chars": sum(len(d.text) for d in documents)}
     keys = {}
     for engine, folder in folders.items():
-        extractor = load_extractor(folder, device="cpu")
+        extractor = load_extractor(folder, device="cpu", dtype="bf16" if engine.endswith("bf16") else "fp32")
         start = time.perf_counter()
         predictions = extractor.predict(documents, batch_size=batch_size)
         seconds = time.perf_counter() - start
@@ -236,7 +248,7 @@ def f1_check(model: Path, task: str, split: str, corpora: Path, batch_size: int,
         row[engine] = {"f1": 100 * result.micro.f1, "precision": 100 * result.micro.precision,
                        "recall": 100 * result.micro.recall, "spans": sum(map(len, predictions)), "seconds": seconds}
         print(f"{task} {split} {engine:12s} F1 {row[engine]['f1']:.2f} ({seconds:.0f} s)", flush=True)
-    for engine in ("onnx fp32", "onnx int8"):
+    for engine in ("pytorch bf16", "onnx fp32", "onnx int8"):
         pairs = list(zip(keys[engine], keys["pytorch"]))
         row[engine]["f1_minus_pytorch"] = row[engine]["f1"] - row["pytorch"]["f1"]
         row[engine]["spans_differing"] = sum(len(a ^ b) for a, b in pairs)
@@ -392,10 +404,12 @@ def engine_lines(base: dict[str, dict], checks: list[dict]) -> list[str]:
     pytorch, token = base.get("clinx extractor"), base.get("token-classification")
     pairs = [("clinx onnx fp32", pytorch, "clinx extractor (PyTorch)", 1.5),
              ("clinx onnx int8", token, "token-classification", 2.5),
-             ("clinx onnx int8", pytorch, "clinx extractor (PyTorch)", None)]
+             ("clinx onnx int8", pytorch, "clinx extractor (PyTorch)", None),
+             (BF16_MODE, pytorch, "clinx extractor (PyTorch)", None),
+             (BF16_MODE, token, "token-classification", None)]
     found = [(base[name], peer, label, target) for name, peer, label, target in pairs if name in base and peer]
     if found:
-        lines += ["", "ONNX speed against its peers in the same run (fastest rounds):", "",
+        lines += ["", "ONNX and bf16 speed against their peers in the same run (fastest rounds):", "",
                   "| row | vs | ratio | target | spans differing from PyTorch |", "|---|---|---:|---:|---:|"]
         for row, peer, label, target in found:
             ratio = row["subwords_per_s"] / peer["subwords_per_s"]
@@ -415,6 +429,18 @@ def engine_lines(base: dict[str, dict], checks: list[dict]) -> list[str]:
                 f" {q['f1_minus_fp32']:+.2f} | {q['spans_differing']} ({q['documents_differing']}) |"
                 f" {t['seconds']:.0f} / {f['seconds']:.0f} / {q['seconds']:.0f} |"
             )
+        bf16 = [c for c in checks if "pytorch bf16" in c]
+        if bf16:
+            lines += ["", "The PyTorch path with the encoder in bf16 (CRF in fp32), same splits:", "",
+                      "| model | task / split | PyTorch fp32 | bf16 | bf16 - fp32 | spans differing (docs) | s fp32 / bf16 |",
+                      "|---|---|---:|---:|---:|---:|---|"]
+            for c in bf16:
+                t, b = c["pytorch"], c["pytorch bf16"]
+                lines.append(
+                    f"| {c['model']} | {c['task']} / {c['split']} | {t['f1']:.2f} | {b['f1']:.2f} |"
+                    f" {b['f1_minus_pytorch']:+.2f} | {b['spans_differing']} ({b['documents_differing']}) |"
+                    f" {t['seconds']:.0f} / {b['seconds']:.0f} |"
+                )
     return lines
 
 

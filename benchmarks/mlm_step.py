@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 # benchmarks/ is on sys.path when this script runs.
-from accuracy import load_average, minilm_folder, run_meta, write_results
+from accuracy import alternating_rounds, load_average, minilm_folder, run_meta, write_results
 
 from clinx_hub.run_state import hardware
 
@@ -71,12 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     load_start = load_average()
     settings = {"dense (every position)": False, "masked only": True}
     steps = {name: make_step(flag, args.batch, args.length, args.device) for name, flag in settings.items()}
-    times: dict[str, list[float]] = {name: [] for name in settings}
-    for step in steps.values():
-        step()  # warm-up
-    for _ in range(args.rounds):  # alternating, so that both see the same machine state
-        for name, step in steps.items():
-            times[name].append(step())
+    times = alternating_rounds(steps, args.rounds)
     dense, sparse = (times[name] for name in settings)
     ratios = [d / s for d, s in zip(dense, sparse)]
     rows = [{"setting": name, "median_step_s": round(statistics.median(t), 3), "steps_s": [round(x, 3) for x in t]}

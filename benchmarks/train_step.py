@@ -32,7 +32,7 @@ from pathlib import Path
 import torch
 
 # The accuracy rows' encoder (CLINX_BACKBONE's copy on a device machine); benchmarks/ is on sys.path.
-from accuracy import command_line, load_average, minilm_folder
+from accuracy import alternating_rounds, command_line, load_average, minilm_folder
 
 from clinx_hub.corpora import get_task
 from clinx_hub.modeling_clinx import ClinXForTokenClassification
@@ -93,12 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         settings = {"encoder's own (0.1)": (None, False), "attention dropout 0": (0.0, False)}
     steps = {name: make_step(p, args.batch, args.length, args.context, args.device, bf16)
              for name, (p, bf16) in settings.items()}
-    times: dict[str, list[float]] = {name: [] for name in settings}
-    for _, step in steps.values():
-        step()  # warm-up
-    for _ in range(args.rounds):  # alternating, so that both see the same machine state
-        for name, (_, step) in steps.items():
-            times[name].append(step())
+    times = alternating_rounds({name: step for name, (_, step) in steps.items()}, args.rounds)
     baseline, fast = (times[name] for name in settings)
     ratios = [b / f for b, f in zip(baseline, fast)]
     rows = [
