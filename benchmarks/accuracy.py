@@ -131,8 +131,9 @@ EXPERIMENTS = {
         {"splits": 5, "num_train_epochs": 6, "attention_dropout": 0.0},
     ),
     # All at 3 epochs, attention dropout 0: what benchmarks/pretrain.py --short fine-tunes when the 6-epoch pair does
-    # not fit one session on 2 cores (about 48 minutes per run on one thread, against 96). Baseline and adapted
-    # encoder run with the same settings and seed, so the pair compares; the 6-epoch row stays the target's.
+    # not fit one session on 2 cores (23 minutes on one thread on the 2026-12-07 machine, against 45 at 6
+    # epochs). Baseline and adapted encoder run with the same settings and seed, so the pair compares; the 6-epoch
+    # row stays the target's.
     "pharmaconer-all-3-epochs-attention-dropout-0": (
         "pharmaconer",
         {"holdout": False, "num_train_epochs": 3, "attention_dropout": 0.0},

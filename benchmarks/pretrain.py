@@ -59,7 +59,7 @@ FINETUNE = {
 REQUIRED = set(FINETUNE.values())
 """The rows issue #20 asks for; any other pair in the results is marked 'extra'."""
 SHORT_FINETUNE = {"pharmaconer": "pharmaconer-all-3-epochs-attention-dropout-0"}
-"""--short: the pair that fits one 3-hour session on 2 cores beside the pre-training (~48 min a run on one thread)."""
+"""--short: the pair that fits one 3-hour session on 2 cores beside the pre-training (23-25 min a run here, 2026-12-07)."""
 STAGES = ["baseline", "pretrain", "adapted", "report"]
 if SMOKE:
     STEPS = 3
@@ -112,10 +112,15 @@ def stage_pretrain(steps: int = STEPS, out: Path | None = None, callbacks=()) ->
     return record.__dict__
 
 
+def finetune_results(side: str) -> Path:
+    """Where the ``baseline`` or ``adapted`` fine-tunes' accuracy results go."""
+    return RESULTS / f"pretrain-finetune-{side}"
+
+
 def finetune(name: str, adapted: bool) -> dict:
     """accuracy.run of experiment ``name`` on the adapted encoder or on MiniLM, into this benchmark's folders."""
     side = "adapted" if adapted else "baseline"
-    accuracy.RUNS, accuracy.RESULTS = RUNS / side, RESULTS / f"pretrain-finetune-{side}"
+    accuracy.RUNS, accuracy.RESULTS = RUNS / side, finetune_results(side)
     os.environ["CLINX_BENCHMARK_COMMAND"] = accuracy.command_line("pretrain.py", None)
     if adapted:
         os.environ["CLINX_BACKBONE"] = str(encoder_folder())
@@ -150,7 +155,7 @@ def stage_compare(task: str, name: str) -> dict:
 
 def finished(name: str) -> bool:
     """Both fine-tunes of experiment ``name`` have their results."""
-    return all((RESULTS / f"pretrain-finetune-{side}" / f"{name}.json").is_file() for side in ("baseline", "adapted"))
+    return all((finetune_results(side) / f"{name}.json").is_file() for side in ("baseline", "adapted"))
 
 
 def pair_row(task: str, name: str) -> dict:
