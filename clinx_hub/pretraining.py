@@ -39,12 +39,11 @@ from transformers import (
     set_seed,
 )
 from transformers.trainer_callback import PrinterCallback, ProgressCallback
-from transformers.trainer_utils import get_last_checkpoint
 
 from .folders import CARD_FILE, CHECKPOINTS_DIR, CONFIG_FILE, PRETRAINING_RECORD, RUN_OUTPUTS, RUN_SETTINGS
 from .formats.base import write_text_atomic
 from .pretraining_text import TEXT_SUFFIXES, PretrainingCorpus, PretrainingText, refuse_report_split_path
-from .run_state import changed_settings, hardware
+from .run_state import changed_settings, hardware, last_complete_checkpoint
 from .trainer import TrainingTime
 from .training_args import TrainingSetupError
 
@@ -553,7 +552,7 @@ def pretrain(
         settings.epochs * stats.sequences_per_epoch(settings.max_length) / per_step
     )
     arguments = _training_arguments(settings, checkpoints, max_steps)
-    last = get_last_checkpoint(str(checkpoints))
+    last = last_complete_checkpoint(checkpoints)
     trained = json.loads((Path(last) / "trainer_state.json").read_text())["global_step"] if last else 0
     stream = PackedTrainingStream(corpus, tokenizer, settings, stats.held_out, start=trained * per_step)
     validation = validation_sequences(corpus, tokenizer, settings, stats.held_out)

@@ -23,7 +23,6 @@ from pathlib import Path
 
 import torch
 from transformers import AutoModelForTokenClassification, AutoTokenizer
-from transformers.trainer_utils import get_last_checkpoint
 
 from .documents import Document
 from .folders import CHECKPOINTS_DIR, CONFIG_FILE, FOLDS_FILE, MEMBERS_DONE, RUN_SETTINGS, TRAINING_RECORD
@@ -38,6 +37,7 @@ from .run_state import (
     claim_run_folder,
     ensemble_progress,
     hardware,
+    last_complete_checkpoint,
     lock_holder,
     member_folder,
     member_lock,
@@ -204,7 +204,7 @@ def train_one(
             f" {args.window_length}, capped by its positions): no room for a centre between two contexts of"
             f" {model.config.context_size}; lower --context"
         )
-    last = get_last_checkpoint(args.output_dir) if Path(args.output_dir).is_dir() else None
+    last = last_complete_checkpoint(args.output_dir)
     clock = TrainingTime.resuming(last)
     callbacks = [clock]
     if eval_documents and args.load_best_model_at_end:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import platform
 import shutil
@@ -31,6 +32,8 @@ from .folders import (
 from .method import RESUME, knobs, record_names
 from .records import TrainingRecord
 from .training_args import ClinXTrainingArguments, TrainingSetupError
+
+logger = logging.getLogger(__name__)
 
 
 def run_settings(args: ClinXTrainingArguments, train_documents, eval_documents) -> dict:
@@ -80,6 +83,36 @@ def check_run_settings(
     if write:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(settings, indent=2) + "\n")
+
+
+def last_complete_checkpoint(folder: str | Path) -> str | None:
+    """The newest checkpoint in ``folder`` that the Trainer finished writing, or None.
+
+    The Trainer writes a checkpoint file by file, ``trainer_state.json`` last; a run killed while
+    it saves leaves a folder without that file, or with it cut short. transformers'
+    ``get_last_checkpoint`` picks such a folder by its step alone and the resume fails on it.
+    Here it is passed over with a warning: the run resumes from the checkpoint before and the
+    Trainer writes the half-written step again.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return None
+    steps = sorted(
+        (int(p.name.removeprefix(_CHECKPOINT_PREFIX)), p)
+        for p in folder.iterdir()
+        if p.is_dir() and p.name.startswith(_CHECKPOINT_PREFIX) and p.name.removeprefix(_CHECKPOINT_PREFIX).isdigit()
+    )
+    for _, path in reversed(steps):
+        try:
+            json.loads((path / "trainer_state.json").read_text())
+        except (OSError, ValueError):
+            logger.warning("%s was not finished (its run stopped while saving it): resuming from the one before", path)
+            continue
+        return str(path)
+    return None
+
+
+_CHECKPOINT_PREFIX = "checkpoint-"
 
 
 def hardware(device: str | None = None) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import shutil
 from pathlib import Path
 
 import pytest
@@ -223,6 +224,9 @@ def test_an_interrupted_run_resumes_to_the_same_final_state(tiny_mlm_dir, notes_
         run_pretrain(tiny_mlm_dir, notes_dir, tmp_path / "resumed")
     assert (tmp_path / "resumed" / CHECKPOINTS_DIR / "checkpoint-3").is_dir()
     assert not (tmp_path / "resumed" / PRETRAINING_RECORD).exists()
+    # As if killed while saving step 4's checkpoint: a folder without its trainer state is passed over.
+    half = tmp_path / "resumed" / CHECKPOINTS_DIR / "checkpoint-4"
+    shutil.copytree(half.with_name("checkpoint-3"), half, ignore=shutil.ignore_patterns("trainer_state.json"))
     monkeypatch.undo()
     resumed = run_pretrain(tiny_mlm_dir, notes_dir, tmp_path / "resumed")
     assert resumed.steps == whole.steps == 6

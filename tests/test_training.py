@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import statistics
 from dataclasses import replace
 from pathlib import Path
@@ -355,8 +356,6 @@ def test_training_resumes_from_the_last_checkpoint(tiny_backbone_dir: Path, note
         f"checkpoint-{steps_per_epoch}", f"checkpoint-{2 * steps_per_epoch}"
     ]
     # "Interrupted" after epoch 1: drop the last checkpoint and go on to 3 epochs.
-    import shutil
-
     shutil.rmtree(tmp_path / "run" / f"checkpoint-{2 * steps_per_epoch}")
     args3 = tiny_args(tmp_path / "run", num_train_epochs=3, load_best_model_at_end=False)
 
@@ -398,6 +397,13 @@ def test_a_resume_with_other_settings_is_refused(tiny_backbone_dir: Path, notes,
     (checkpoint,) = (tmp_path / "run").glob("checkpoint-*")
     # As if the first run had taken 1000 s to reach its checkpoint: the resumed record counts them.
     (checkpoint / "clinx_train_seconds.json").write_text('{"train_seconds": 1000.0}')
+    # Killed while saving the next two: one has no trainer state yet, one has it cut short. Both are passed over.
+    step = int(checkpoint.name.split("-")[1])
+    for later, state in [(step + 1, None), (step + 2, '{"global_step": ')]:
+        half = checkpoint.with_name(f"checkpoint-{later}")
+        shutil.copytree(checkpoint, half, ignore=shutil.ignore_patterns("trainer_state.json"))
+        if state is not None:
+            (half / "trainer_state.json").write_text(state)
     _, record = train_one(
         str(tiny_backbone_dir), tokenizer, labels, notes[:8], notes[8:10],
         tiny_args(tmp_path / "run", num_train_epochs=2, load_best_model_at_end=False),
