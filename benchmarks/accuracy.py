@@ -141,6 +141,13 @@ EXPERIMENTS = {
     # A second corpus for the same question, and a MEDDOCAN model folder on this machine for its card:
     # test 94.8 (P 95.1, R 94.6) against 95.0 with 0.1 (H200); dev by epoch 89.9, 93.8, 94.5; 69 min.
     "meddocan-single-attention-dropout-0": ("meddocan", {"attention_dropout": 0.0}),
+    # The transfer study's source models (benchmarks/transfer.py, issue #19) not trained above: the single row
+    # with attention dropout 0 as the study's runs use, in bf16 mixed precision (1.88x a training step on the
+    # AMX units of the 2026-12-07 machine, benchmarks/results/train-step-bf16-cpu-1-threads.md).
+    **{
+        f"{task}-single-attention-dropout-0-bf16": (task, {"attention_dropout": 0.0, "bf16": True})
+        for task in ("cantemist", "meddoprof-ner", "meddoprof-class")
+    },
     "meddocan-single-v1": ("meddocan", {**V1, "num_train_epochs": 2}),
     "pharmaconer-single-v1": ("pharmaconer", V1),
     "pharmaconer-context-0-v1": ("pharmaconer", {**V1, "context_size": 0}),
@@ -265,7 +272,7 @@ def run(
 ) -> dict | None:
     """Train and score one experiment (or only the given members of an ensemble: then None)."""
     from clinx_hub.folders import TRAINING_RECORD
-    from clinx_hub.recipe import score_task_model, train_task
+    from clinx_hub.recipe import score_task_model, scoring_dtype, train_task
     from clinx_hub.records import TrainingRecord
     from clinx_hub.training_args import default_arguments
 
@@ -285,7 +292,7 @@ def run(
     if members is None and (out / TRAINING_RECORD).is_file():
         # Trained already (the record is written last); only the scoring was cut short.
         print(f"{name}: trained already, scoring {out}", flush=True)
-        scored = score_task_model(task, CORPORA, out, args.device)
+        scored = score_task_model(task, CORPORA, out, args.device, dtype=scoring_dtype(args))
     else:
         scored = train_task(task, CORPORA, str(minilm_folder()), out, args)
     if members is not None:

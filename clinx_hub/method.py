@@ -124,7 +124,8 @@ TRAINER_KNOBS: dict[str, dict[str, Any]] = {
     "seed": knob("random seed (member i of an ensemble: seed + i)", flag="--seed", record=True, roles=(RESUME,),
                  cli={"type": int, "default": 42}),
     "bf16": knob(
-        "bfloat16 mixed precision (autocast; the CRF stays float32): on a GPU, or a CPU with AMX/AVX512-BF16,"
+        "bfloat16 mixed precision (autocast; the CRF stays float32) for training, and the encoder in bf16 when"
+        " the report split is scored: on a GPU, or a CPU with AMX/AVX512-BF16,"
         " 1.88x faster steps (MiniLM at 8 x 512, one thread of an AMX CPU; benchmarks/train_step.py --compare"
         " bf16); off by default, since F1 at bf16 is measured per run, not assumed",
         flag="--bf16", record=True, roles=(RESUME,), cli={"action": "store_true", "default": False},

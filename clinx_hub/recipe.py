@@ -547,7 +547,12 @@ def train_task(
     record = TrainingRecord.read(out)
     record.training_splits = training
     record.write(out)
-    return score_task_model(task_name, data_dir, out, args.device, splits=splits)
+    return score_task_model(task_name, data_dir, out, args.device, splits=splits, dtype=scoring_dtype(args))
+
+
+def scoring_dtype(args: ClinXTrainingArguments) -> str:
+    """The precision a run's report split is scored in: bf16 for a model trained in bf16, else fp32."""
+    return "bf16" if args.bf16 else "fp32"
 
 
 def score_task_model(
@@ -557,10 +562,13 @@ def score_task_model(
     device: str | torch.device | None = None,
     *,
     splits: dict | None = None,
+    dtype: str | None = None,
 ) -> dict:
     """Score the model ``train_task`` left in ``out`` on the task's report split, into its training record.
 
     Also what finishes a run whose scoring was cut short: training need not be repeated.
+    ``dtype`` (``fp32``/``bf16``/``fp16``, default fp32) is the encoder's precision while it scores;
+    a model trained with ``--bf16`` is scored in bf16. The record names it.
 
     >>> score_task_model("pharmaconer", "../shared/corpora", "runs/ph")["evaluation"]["micro"]  # doctest: +SKIP
     """
@@ -573,7 +581,7 @@ def score_task_model(
     if task.report_split in splits:
         started = time.time()
         # Scored where it was trained (the GPU when the Trainer used one).
-        extractor = load_extractor(out)
+        extractor = load_extractor(out, dtype=dtype or "fp32")
         if device is not None:
             extractor = extractor.to(device)
         member_results = []
@@ -585,6 +593,7 @@ def score_task_model(
             "split": task.report_split,
             "documents": result.documents,
             "seconds": round(time.time() - started, 1),
+            "dtype": dtype or "fp32",
             **result.to_dict(),
         }
         if member_results:

@@ -162,7 +162,7 @@ def run_cell(study: TransferStudy, cell: Cell) -> dict:
     if done is not None:
         return done
     from .folders import CHECKPOINTS_DIR, TRAINING_RECORD
-    from .recipe import score_task_model, train_task
+    from .recipe import score_task_model, scoring_dtype, train_task
     from .records import TrainingRecord
     from .run_state import hardware, member_lock
     from .training_args import default_arguments
@@ -183,7 +183,9 @@ def run_cell(study: TransferStudy, cell: Cell) -> dict:
             # Trained already (the record is written last); scored too, unless that was cut short.
             record = TrainingRecord.read(model_dir)
             if not record.evaluation:
-                scored = score_task_model(target.task, target.data_dir, model_dir, args.device)
+                scored = score_task_model(
+                    target.task, target.data_dir, model_dir, args.device, dtype=scoring_dtype(args)
+                )
                 record = TrainingRecord.from_json(scored)
         else:
             record = TrainingRecord.from_json(train_task(target.task, target.data_dir, study.backbone, model_dir, args))

@@ -32,11 +32,13 @@ def trained(tmp_path_factory: pytest.TempPathFactory, synthetic_dir: Path, tiny_
 def test_train_writes_a_model_and_scores_the_report_split(trained: Path, capsys) -> None:
     record = json.loads((trained / "training_record.json").read_text())
     assert record["evaluation"]["split"] == "test" and record["evaluation"]["documents"] == 6
+    assert record["evaluation"]["dtype"] == "fp32"
     assert record["training_splits"] == ["train"] and record["members"][0]["eval_documents"] == 4
     assert (record["learning_rate"], record["head_learning_rate"], record["warmup_steps"]) == (5e-3, 2e-2, 0.1)
     assert record["attention_dropout"] == 0.0
     assert json.loads((trained / "config.json").read_text())["encoder"]["attention_probs_dropout_prob"] == 0.0
-    assert "| Attention dropout while training | 0.0 |" in render_model_card(trained, model_id="toy")
+    card = render_model_card(trained, model_id="toy")
+    assert "| Attention dropout while training | 0.0 |" in card and "while it was scored" not in card
     assert {"config.json", "model.safetensors", "modeling_clinx.py", "tokenizer.json"} <= {p.name for p in trained.iterdir()}
 
 
@@ -47,12 +49,14 @@ def test_bf16_trains_with_autocast_and_keeps_float32_weights(
 
     from clinx_hub.modeling_clinx import ClinXForTokenClassification
 
-    seen = []
+    seen, scored = [], set()
     forward = ClinXForTokenClassification.forward
 
     def spy(self, *args, **kwargs):
         if self.training:
             seen.append(torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16)
+        else:
+            scored.add(next(self.encoder.parameters()).dtype)
         return forward(self, *args, **kwargs)
 
     monkeypatch.setattr(ClinXForTokenClassification, "forward", spy)
@@ -62,6 +66,9 @@ def test_bf16_trains_with_autocast_and_keeps_float32_weights(
     assert seen and all(seen)  # every training step ran under bfloat16 autocast
     record = json.loads((out / "training_record.json").read_text())
     assert record["bf16"] is True and record["evaluation"]["micro"]["f1"] >= 0
+    # The report split is scored in bf16 too, and the record says so (held-out epochs ran under autocast).
+    assert record["evaluation"]["dtype"] == "bf16" and torch.bfloat16 in scored
+    assert "The encoder ran in bf16 while it was scored" in render_model_card(out, model_id="toy")
     from safetensors.torch import load_file
 
     assert {t.dtype for t in load_file(out / "model.safetensors").values()} == {torch.float32}
