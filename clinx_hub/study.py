@@ -122,8 +122,16 @@ class TransferStudy:
         return [s for s in self.sources if s != target]
 
     def available(self, source: str) -> bool:
-        """Whether a source's model is there yet (a finished model folder)."""
-        return (Path(self.sources[source]) / "config.json").is_file()
+        """Whether a source's model is there yet: a model folder whose training, if it ran there, is done.
+
+        ``clinx train`` writes the model, then its record, then drops its checkpoints: a folder with
+        checkpoints and no record is still training (or was stopped), and its weights may be half written.
+        """
+        from .folders import CHECKPOINTS_DIR, CONFIG_FILE, TRAINING_RECORD
+
+        folder = Path(self.sources[source])
+        training = (folder / CHECKPOINTS_DIR).is_dir() and not (folder / TRAINING_RECORD).is_file()
+        return (folder / CONFIG_FILE).is_file() and not training
 
     def check(self) -> None:
         if not self.targets or not self.sizes or not self.seeds:
@@ -404,16 +412,16 @@ def selection(
 
 def study_cells(study: TransferStudy, runs: list[dict] | None = None) -> dict[str, list[Cell]]:
     """The cells by phase: ``baseline`` (no transfer), ``transfer`` (every available source) and
-    ``follow_up`` (no transfer, predicted and best source at the first size; once that is complete)."""
+    ``follow_up`` (no transfer at the follow-up sizes, then the predicted and best source of the first
+    size, once its selection is complete). The small runs come first: the follow-up sizes cost most."""
     follow_seeds = study.follow_up_seeds or study.seeds[:1]
     baseline = [Cell(t.name, None, n, s) for t in study.targets for n in study.sizes for s in study.seeds]
-    baseline += [Cell(t.name, None, n, s) for t in study.targets for n in study.follow_up_sizes for s in follow_seeds]
     transfer = [
         Cell(t.name, source, n, s)
         for t in study.targets for n in study.sizes for source in study.sources_of(t.name) if study.available(source)
         for s in study.seeds
     ]
-    follow_up = []
+    follow_up = [Cell(t.name, None, n, s) for t in study.targets for n in study.follow_up_sizes for s in follow_seeds]
     if runs is not None and study.follow_up_sizes:
         for t in study.targets:
             chosen = selection(study, runs, t.name, study.sizes[0], study.seeds, compute=False)

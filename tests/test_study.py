@@ -122,6 +122,14 @@ def test_a_source_not_trained_yet_waits_and_is_named(study_setup) -> None:
     ]
     assert all(row["missing_sources"] == ["gamma"] and not row["complete"] for row in table["selection"])
     assert "missing sources: gamma" in (out / "later.md").read_text()
+    # A source still training (its checkpoints there, no record yet) waits too: its weights may be half written.
+    busy = out / "busy-model"
+    (busy / "checkpoints").mkdir(parents=True)
+    shutil.copy(study.sources["beta"] / "config.json", busy)
+    still = TransferStudy(**{**study.__dict__, "sources": {**study.sources, "gamma": busy}})
+    assert still.available("beta") and not still.available("gamma")
+    shutil.copy(study.sources["beta"] / "training_record.json", busy)
+    assert still.available("gamma")
 
 
 def test_the_selection_never_reads_the_report_split(study_setup) -> None:
@@ -217,3 +225,23 @@ def test_cells_side_by_side_train_in_their_own_processes_as_they_would_here(stud
     assert here.keys() == there.keys()
     for name, tensor in here.items():
         torch.testing.assert_close(there[name], tensor, rtol=1e-4, atol=1e-5, msg=name)
+
+
+def test_bf16_cells_train_and_score_in_bf16_and_the_cli_sets_it(study_setup, tmp_path) -> None:
+    from clinx_hub.cli import build_parser
+    from clinx_hub.cli.studies import study_settings
+    from clinx_hub.records import TrainingRecord
+    from clinx_hub.study import run_cell, study_from_arguments
+
+    study, _, _ = study_setup
+    bf16 = TransferStudy(**{**study.__dict__, "work": tmp_path / "work", "settings": {**TINY, "bf16": True}})
+    cell = Cell("alpha", "beta", 6, 0)
+    result = run_cell(bf16, cell)
+    assert result["settings"]["bf16"] is True and 0 <= result["f1"] <= 100
+    record = TrainingRecord.read(cell_folder(bf16, cell) / "model")
+    assert record.to_json()["bf16"] is True and record.evaluation["dtype"] == "bf16"
+    argv = ["study", "transfer", "--target", "meddocan", "--data-dir", "corpora", "--backbone", "m", "--n", "250",
+            "--work", "w", "--out", "o"]
+    # Without --bf16 the settings stay those of the cells trained before the flag existed.
+    assert "bf16" not in study_from_arguments(build_parser().parse_args(argv), study_settings).settings
+    assert study_from_arguments(build_parser().parse_args([*argv, "--bf16"]), study_settings).settings["bf16"] is True

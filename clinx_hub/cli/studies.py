@@ -158,17 +158,23 @@ def add_pretrain_command(commands: argparse._SubParsersAction) -> None:
     pretrain.set_defaults(handler=_pretrain)
 
 
+def study_settings(args: argparse.Namespace) -> dict:
+    """Every cell's training settings from ``clinx study transfer``'s flags (bf16 only when asked for)."""
+    return {
+        "num_train_epochs": args.epochs, "learning_rate": args.lr, "head_learning_rate": args.head_lr,
+        "warmup_steps": args.warmup, "per_device_train_batch_size": args.batch_size,
+        "early_stopping_patience": args.patience, "attention_dropout": args.attention_dropout,
+        **({"bf16": True} if args.bf16 else {}),
+    }
+
+
 def _study_transfer(args: argparse.Namespace) -> int:
     from clinx_hub.hub import available_model
     from clinx_hub.study import StudyError, run_study, study_from_arguments
 
     args.backbone = available_model(args.backbone)
     try:
-        study = study_from_arguments(args, lambda a: {
-            "num_train_epochs": a.epochs, "learning_rate": a.lr, "head_learning_rate": a.head_lr,
-            "warmup_steps": a.warmup, "per_device_train_batch_size": a.batch_size,
-            "early_stopping_patience": a.patience, "attention_dropout": a.attention_dropout,
-        })
+        study = study_from_arguments(args, study_settings)
         table = run_study(
             study, Path(args.out), processes=args.processes, threads=args.threads, plots=not args.no_plots,
             meta={"command": "clinx " + " ".join(sys.argv[1:])},
@@ -223,4 +229,8 @@ def add_study_command(commands: argparse._SubParsersAction) -> None:
     training.add_argument("--batch-size", type=int, default=STUDY_SETTINGS["per_device_train_batch_size"])
     training.add_argument("--patience", type=int, default=STUDY_SETTINGS["early_stopping_patience"])
     training.add_argument("--attention-dropout", type=float, default=STUDY_SETTINGS["attention_dropout"])
+    training.add_argument(
+        "--bf16", action="store_true",
+        help="train and score every cell in bf16 mixed precision (a GPU, or a CPU with AMX/AVX512-BF16)",
+    )
     transfer.set_defaults(handler=_study_transfer)
