@@ -216,11 +216,7 @@ def run_cell(study: TransferStudy, cell: Cell) -> dict:
         "fp": micro.get("fp"),
         "fn": micro.get("fn"),
         "train_documents": member.train_documents if member else None,
-        "budget": (
-            f"at most {study.settings.get('num_train_epochs')} epochs, early stopping on held-out documents (the"
-            " validation split, else a fifth of the n sentences' documents; patience"
-            f" {study.settings.get('early_stopping_patience')} from the first gain), best epoch kept"
-        ),
+        "budget": budget(study.settings),
         "epochs_run": member.epochs_run if member else None,
         "steps": steps,
         "best_eval_f1": member.best_eval_f1 if member else None,
@@ -234,6 +230,18 @@ def run_cell(study: TransferStudy, cell: Cell) -> dict:
     }
     write_text_atomic(folder / RESULT_FILE, json.dumps(result, indent=2) + "\n")
     return result
+
+
+def budget(settings: dict) -> str:
+    """A cell's training budget in words, for the table."""
+    epochs = settings.get("num_train_epochs")
+    if settings.get("holdout", True) is False:
+        return f"{epochs} epochs on all n sentences (no held-out documents), the last epoch kept"
+    return (
+        f"at most {epochs} epochs, early stopping on held-out documents (the validation split, else a fifth of"
+        f" the n sentences' documents; patience {settings.get('early_stopping_patience')} from the first gain),"
+        " best epoch kept"
+    )
 
 
 def _set_threads(threads: int | None) -> None:
@@ -415,11 +423,12 @@ def study_cells(study: TransferStudy, runs: list[dict] | None = None) -> dict[st
     ``follow_up`` (no transfer at the follow-up sizes, then the predicted and best source of the first
     size, once its selection is complete). The small runs come first: the follow-up sizes cost most."""
     follow_seeds = study.follow_up_seeds or study.seeds[:1]
-    baseline = [Cell(t.name, None, n, s) for t in study.targets for n in study.sizes for s in study.seeds]
+    # Seed by seed: a whole grid with the first seed comes before any run with the second.
+    baseline = [Cell(t.name, None, n, s) for s in study.seeds for t in study.targets for n in study.sizes]
     transfer = [
         Cell(t.name, source, n, s)
-        for t in study.targets for n in study.sizes for source in study.sources_of(t.name) if study.available(source)
-        for s in study.seeds
+        for s in study.seeds for t in study.targets for n in study.sizes
+        for source in study.sources_of(t.name) if study.available(source)
     ]
     follow_up = [Cell(t.name, None, n, s) for t in study.targets for n in study.follow_up_sizes for s in follow_seeds]
     if runs is not None and study.follow_up_sizes:

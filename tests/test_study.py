@@ -234,14 +234,20 @@ def test_bf16_cells_train_and_score_in_bf16_and_the_cli_sets_it(study_setup, tmp
     from clinx_hub.study import run_cell, study_from_arguments
 
     study, _, _ = study_setup
-    bf16 = TransferStudy(**{**study.__dict__, "work": tmp_path / "work", "settings": {**TINY, "bf16": True}})
+    settings = {**TINY, "bf16": True, "holdout": False}
+    bf16 = TransferStudy(**{**study.__dict__, "work": tmp_path / "work", "settings": settings})
     cell = Cell("alpha", "beta", 6, 0)
     result = run_cell(bf16, cell)
     assert result["settings"]["bf16"] is True and 0 <= result["f1"] <= 100
     record = TrainingRecord.read(cell_folder(bf16, cell) / "model")
     assert record.to_json()["bf16"] is True and record.evaluation["dtype"] == "bf16"
+    # A fixed budget: every epoch, nothing held out, the budget named in words.
+    (member,) = record.members
+    assert member.eval_documents == 0 and member.epochs_run == TINY["num_train_epochs"]
+    assert result["budget"] == "1 epochs on all n sentences (no held-out documents), the last epoch kept"
     argv = ["study", "transfer", "--target", "meddocan", "--data-dir", "corpora", "--backbone", "m", "--n", "250",
             "--work", "w", "--out", "o"]
-    # Without --bf16 the settings stay those of the cells trained before the flag existed.
-    assert "bf16" not in study_from_arguments(build_parser().parse_args(argv), study_settings).settings
-    assert study_from_arguments(build_parser().parse_args([*argv, "--bf16"]), study_settings).settings["bf16"] is True
+    # Without the flags the settings stay those of the cells trained before the flags existed.
+    assert not {"bf16", "holdout"} & set(study_from_arguments(build_parser().parse_args(argv), study_settings).settings)
+    flagged = study_from_arguments(build_parser().parse_args([*argv, "--bf16", "--no-holdout"]), study_settings)
+    assert flagged.settings["bf16"] is True and flagged.settings["holdout"] is False

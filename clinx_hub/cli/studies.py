@@ -159,12 +159,13 @@ def add_pretrain_command(commands: argparse._SubParsersAction) -> None:
 
 
 def study_settings(args: argparse.Namespace) -> dict:
-    """Every cell's training settings from ``clinx study transfer``'s flags (bf16 only when asked for)."""
+    """Every cell's training settings from ``clinx study transfer``'s flags (bf16 and no holdout only when asked for)."""
     return {
         "num_train_epochs": args.epochs, "learning_rate": args.lr, "head_learning_rate": args.head_lr,
         "warmup_steps": args.warmup, "per_device_train_batch_size": args.batch_size,
         "early_stopping_patience": args.patience, "attention_dropout": args.attention_dropout,
         **({"bf16": True} if args.bf16 else {}),
+        **({} if args.holdout else {"holdout": False}),
     }
 
 
@@ -229,6 +230,11 @@ def add_study_command(commands: argparse._SubParsersAction) -> None:
     training.add_argument("--batch-size", type=int, default=STUDY_SETTINGS["per_device_train_batch_size"])
     training.add_argument("--patience", type=int, default=STUDY_SETTINGS["early_stopping_patience"])
     training.add_argument("--attention-dropout", type=float, default=STUDY_SETTINGS["attention_dropout"])
+    training.add_argument(
+        "--no-holdout", dest="holdout", action="store_false",
+        help="a fixed budget: every cell trains --epochs epochs on all n sentences and keeps the last (default:"
+        " early stopping on held-out documents, best epoch kept)",
+    )
     training.add_argument(
         "--bf16", action="store_true",
         help="train and score every cell in bf16 mixed precision (a GPU, or a CPU with AMX/AVX512-BF16)",
