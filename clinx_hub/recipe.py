@@ -222,6 +222,7 @@ def train_one(
         evaluations=[e for e in trainer.state.log_history if "eval_f1" in e],
         best_eval_f1=trainer.state.best_metric,
         epochs_run=trainer.state.epoch,
+        steps=trainer.state.global_step,
         # Including the interrupted runs' time up to the checkpoint this one resumed from.
         train_seconds=round(clock.seconds, 1),
         seed=args.seed,

@@ -39,6 +39,7 @@ class MemberRecord:
     """The Trainer's evaluation log entries (``eval_f1`` and so on), from epoch 1."""
     best_eval_f1: float | None = None
     epochs_run: float | None = None
+    steps: int | None = field(default=None, metadata=_OPTIONAL)
     train_seconds: float | None = None
     """Including interrupted runs' time up to the checkpoint this one resumed from."""
     seed: int | None = None

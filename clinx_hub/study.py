@@ -200,7 +200,8 @@ def run_cell(study: TransferStudy, cell: Cell) -> dict:
     evaluation = record.evaluation or {}
     micro = evaluation.get("micro") or {}
     member = record.members[0] if record.members else None
-    steps = max((e.get("step", 0) for e in member.evaluations), default=None) if member else None
+    # Optimizer steps; a record written before members kept them has the last evaluation's step.
+    steps = (member.steps or max((e.get("step", 0) for e in member.evaluations), default=None)) if member else None
     result = {
         "target": cell.target,
         "task": target.task,

@@ -244,6 +244,7 @@ def test_bf16_cells_train_and_score_in_bf16_and_the_cli_sets_it(study_setup, tmp
     # A fixed budget: every epoch, nothing held out, the budget named in words.
     (member,) = record.members
     assert member.eval_documents == 0 and member.epochs_run == TINY["num_train_epochs"]
+    assert result["steps"] == member.steps == -(-member.train_windows // TINY["per_device_train_batch_size"])
     assert result["budget"] == "1 epochs on all n sentences (no held-out documents), the last epoch kept"
     argv = ["study", "transfer", "--target", "meddocan", "--data-dir", "corpora", "--backbone", "m", "--n", "250",
             "--work", "w", "--out", "o"]

@@ -409,7 +409,7 @@ def test_a_resume_with_other_settings_is_refused(tiny_backbone_dir: Path, notes,
         tiny_args(tmp_path / "run", num_train_epochs=2, load_best_model_at_end=False),
     )
     assert record.epochs_run == 2
-    assert 1000 < record.train_seconds < 1000 + 120
+    assert 1000 <= record.train_seconds < 1000 + 120  # a tiny epoch may take under the 0.1 s it is rounded to
     # The held-out curve starts at epoch 1, not at the resume.
     assert [e["epoch"] for e in record.evaluations] == [1, 2]
 
