@@ -521,6 +521,7 @@ def results_table(study: TransferStudy, reference_runs: list[dict], meta: dict, 
         for row in rows for s, gain in row["gain"].items() if s in row["similarity"]
     ]
     follow_seeds = study.follow_up_seeds or study.seeds[:1]
+    spread = seed_spread(runs)
     follow_ups = [
         {
             "target": t.name, "n": n,
@@ -550,6 +551,7 @@ def results_table(study: TransferStudy, reference_runs: list[dict], meta: dict, 
             "follow_up_seeds": follow_seeds,
         },
         "runs": runs + list(reference_runs),
+        "spread": spread,
         "selection": rows,
         "follow_up": follow_ups,
         "spearman": {
@@ -559,6 +561,21 @@ def results_table(study: TransferStudy, reference_runs: list[dict], meta: dict, 
             " target, n and source (F1 averaged over the seeds)",
         },
     }
+
+
+def seed_spread(runs: Sequence[dict]) -> list[dict]:
+    """F1 over the seeds of each (target, source, n): the seeds run, mean, lowest and highest."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in runs:
+        groups.setdefault((r["target"], r["source"], r["n"]), []).append(r)
+    return [
+        {
+            "target": target, "source": source, "n": n, "seeds": sorted(r["seed"] for r in group),
+            "f1_mean": round(sum(r["f1"] for r in group) / len(group), 2),
+            "f1_min": min(r["f1"] for r in group), "f1_max": max(r["f1"] for r in group),
+        }
+        for (target, source, n), group in groups.items()
+    ]
 
 
 def _number(value, digits: int = 2) -> str:
@@ -594,6 +611,22 @@ def markdown(table: dict, notes: Sequence[str] = ()) -> str:
         f"Spearman rank correlation between similarity and transfer gain: {_number(rho['rho'], 3) or 'n/a'}"
         f" over {rho['pairs']} (target, n, source) cells.",
         "",
+    ]
+    several = [g for g in table.get("spread", []) if len(g["seeds"]) > 1]
+    if several:
+        lines += [
+            "F1 over the seeds where a cell ran with more than one (low-resource F1 moves with the seed):",
+            "",
+            "| target | n | source | seeds | mean F1 | lowest | highest | spread |",
+            "|---|---:|---|---|---:|---:|---:|---:|",
+        ]
+        lines += [
+            f"| {g['target']} | {g['n']} | {g['source'] or 'none'} | {', '.join(map(str, g['seeds']))} |"
+            f" {g['f1_mean']:.2f} | {g['f1_min']:.2f} | {g['f1_max']:.2f} | {g['f1_max'] - g['f1_min']:.2f} |"
+            for g in several
+        ]
+        lines.append("")
+    lines += [
         "| target | n | source | seed | P | R | F1 | FP | epochs run | steps | train s | wall s | hardware |",
         "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
@@ -623,7 +656,12 @@ def plot_results(table: dict, out: Path) -> list[Path]:
                 if r["source"] == source:
                     by_n.setdefault(r["n"], []).append(r["f1"])
             ns = sorted(by_n)
-            ax.plot(ns, [sum(by_n[n]) / len(by_n[n]) for n in ns], marker="o", label=source or "no transfer")
+            means = [sum(by_n[n]) / len(by_n[n]) for n in ns]
+            # The mean over the seeds, with a bar from the lowest to the highest seed's F1.
+            ax.errorbar(
+                ns, means, yerr=[[m - min(by_n[n]) for n, m in zip(ns, means)], [max(by_n[n]) - m for n, m in zip(ns, means)]],
+                marker="o", capsize=3, label=source or "no transfer",
+            )
         ax.set_xscale("log")
         ax.set_title(target)
         ax.set_xlabel("training sentences (n)")

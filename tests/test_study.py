@@ -83,6 +83,11 @@ def test_the_table_holds_every_run_and_the_selection(study_setup) -> None:
     assert json.loads((out / "transfer.json").read_text()) == table
     markdown = (out / "transfer.md").read_text()
     assert "| alpha | 6 |" in markdown and "Spearman" in markdown
+    # One seed per cell: a spread entry each, no spread table.
+    assert sorted((g["target"], g["source"] or "", g["n"], tuple(g["seeds"])) for g in table["spread"]) == sorted(
+        (t, s or "", n, (0,)) for t, s, n in cells
+    )
+    assert "F1 over the seeds" not in markdown
     for picture in ("transfer-f1-by-n.png", "transfer-similarity.png"):
         assert (out / picture).read_bytes()[:4] == b"\x89PNG"
 
@@ -252,3 +257,18 @@ def test_bf16_cells_train_and_score_in_bf16_and_the_cli_sets_it(study_setup, tmp
     assert not {"bf16", "holdout"} & set(study_from_arguments(build_parser().parse_args(argv), study_settings).settings)
     flagged = study_from_arguments(build_parser().parse_args([*argv, "--bf16", "--no-holdout"]), study_settings)
     assert flagged.settings["bf16"] is True and flagged.settings["holdout"] is False
+
+
+def test_the_spread_over_seeds_is_shown_where_a_cell_has_two(study_setup) -> None:
+    from clinx_hub.study import markdown, seed_spread
+
+    _, table, _ = study_setup
+    runs = [r for r in table["runs"] if r["n"] == 6]
+    second = [{**r, "seed": 1, "f1": r["f1"] + 4.0} for r in runs]
+    spread = seed_spread(runs + second)
+    assert {(g["source"], tuple(g["seeds"])) for g in spread} == {(None, (0, 1)), ("beta", (0, 1))}
+    for g in spread:
+        first = next(r["f1"] for r in runs if r["source"] == g["source"])
+        assert (g["f1_min"], g["f1_max"], g["f1_mean"]) == (first, first + 4.0, round(first + 2.0, 2))
+    text = markdown({**table, "spread": spread})
+    assert "F1 over the seeds" in text and "| alpha | 6 | beta | 0, 1 |" in text and " 4.00 |" in text
