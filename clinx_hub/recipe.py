@@ -577,12 +577,13 @@ def score_task_model(
     from .ensemble import ClinXEnsemble, load_extractor
 
     task = get_task(task_name)
+    dtype = dtype or "fp32"
     splits = splits if splits is not None else load_task(task_name, Path(data_dir))
     record = TrainingRecord.read(out)
     if task.report_split in splits:
         started = time.time()
         # Scored where it was trained (the GPU when the Trainer used one).
-        extractor = load_extractor(out, dtype=dtype or "fp32")
+        extractor = load_extractor(out, dtype=dtype)
         if device is not None:
             extractor = extractor.to(device)
         member_results = []
@@ -594,7 +595,7 @@ def score_task_model(
             "split": task.report_split,
             "documents": result.documents,
             "seconds": round(time.time() - started, 1),
-            "dtype": dtype or "fp32",
+            "dtype": dtype,
             **result.to_dict(),
         }
         if member_results:

@@ -94,25 +94,26 @@ def last_complete_checkpoint(folder: str | Path) -> str | None:
     Here it is passed over with a warning: the run resumes from the checkpoint before and the
     Trainer writes the half-written step again.
     """
+    from transformers.trainer import TRAINER_STATE_NAME
+    from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+
     folder = Path(folder)
     if not folder.is_dir():
         return None
+    prefix = f"{PREFIX_CHECKPOINT_DIR}-"
     steps = sorted(
-        (int(p.name.removeprefix(_CHECKPOINT_PREFIX)), p)
+        (int(p.name.removeprefix(prefix)), p)
         for p in folder.iterdir()
-        if p.is_dir() and p.name.startswith(_CHECKPOINT_PREFIX) and p.name.removeprefix(_CHECKPOINT_PREFIX).isdigit()
+        if p.is_dir() and p.name.startswith(prefix) and p.name.removeprefix(prefix).isdigit()
     )
     for _, path in reversed(steps):
         try:
-            json.loads((path / "trainer_state.json").read_text())
+            json.loads((path / TRAINER_STATE_NAME).read_text())
         except (OSError, ValueError):
             logger.warning("%s was not finished (its run stopped while saving it): resuming from the one before", path)
             continue
         return str(path)
     return None
-
-
-_CHECKPOINT_PREFIX = "checkpoint-"
 
 
 def hardware(device: str | None = None) -> str:

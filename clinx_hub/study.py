@@ -649,17 +649,14 @@ def plot_results(table: dict, out: Path) -> list[Path]:
     targets = [t["name"] for t in table["grid"]["targets"]]
     figure, axes = plt.subplots(1, len(targets), figsize=(3.6 * len(targets), 3.2), squeeze=False)
     for ax, target in zip(axes[0], targets):
-        runs = [r for r in table["runs"] if r["target"] == target and r["n"] is not None]
-        for source in dict.fromkeys(r["source"] for r in runs):
-            by_n: dict[int, list[float]] = {}
-            for r in runs:
-                if r["source"] == source:
-                    by_n.setdefault(r["n"], []).append(r["f1"])
-            ns = sorted(by_n)
-            means = [sum(by_n[n]) / len(by_n[n]) for n in ns]
+        # The study's own cells (the all-sentence reference runs are not in the spread).
+        runs = [g for g in table["spread"] if g["target"] == target]
+        for source in dict.fromkeys(g["source"] for g in runs):
+            points = sorted((g for g in runs if g["source"] == source), key=lambda g: g["n"])
             # The mean over the seeds, with a bar from the lowest to the highest seed's F1.
             ax.errorbar(
-                ns, means, yerr=[[m - min(by_n[n]) for n, m in zip(ns, means)], [max(by_n[n]) - m for n, m in zip(ns, means)]],
+                [g["n"] for g in points], [g["f1_mean"] for g in points],
+                yerr=[[g["f1_mean"] - g["f1_min"] for g in points], [g["f1_max"] - g["f1_mean"] for g in points]],
                 marker="o", capsize=3, label=source or "no transfer",
             )
         ax.set_xscale("log")
