@@ -13,6 +13,7 @@ after every cell.
     nice -n 10 env OMP_NUM_THREADS=1 python benchmarks/transfer.py --processes 1
     python benchmarks/transfer.py --targets meddoprof-ner          # only that target's cells now
     python benchmarks/transfer.py --table                           # rebuild the table, train nothing
+    CLINX_DEADLINE=570 CLINX_PARALLEL=8 bash benchmarks/device/transfer.sh   # on a lent GPU (see the script)
 
 Runs go to runs/transfer/ (outside version control); the table to benchmarks/results/transfer.{json,md}
 with benchmarks/results/transfer-f1-by-n.png and transfer-similarity.png.
@@ -113,6 +114,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--processes", type=int, default=1, help="cells side by side (one process each)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads per cell")
     parser.add_argument("--table", action="store_true", help="only rebuild the table from the finished cells")
+    parser.add_argument("--out", type=Path, default=OUT, help="the table's JSON (the markdown and pictures beside it)")
+    parser.add_argument("--work", type=Path, default=WORK, help="where the cells' runs go")
     args = parser.parse_args(argv)
     if not (CORPORA / "PROTOCOL.md").is_file():
         raise SystemExit(f"corpora not found at {CORPORA} (set CLINX_CORPORA)")
@@ -122,16 +125,16 @@ def main(argv: list[str] | None = None) -> int:
     study = TransferStudy(
         targets=[Target.parse(task, CORPORA) for task in TASKS],
         sources={task: SOURCES / SOURCE_EXPERIMENTS[task] for task in TASKS},
-        sizes=SIZES, seeds=SEEDS, backbone=str(minilm_folder()), work=WORK, settings=study_settings(),
+        sizes=SIZES, seeds=SEEDS, backbone=str(minilm_folder()), work=args.work, settings=study_settings(),
         follow_up_sizes=FOLLOW_UP_SIZES, follow_up_seeds=FOLLOW_UP_SEEDS,
     )
     load_start = load_average()
-    meta = run_meta("transfer.py", argv, hardware("cpu"), load_start, sources=str(SOURCES))
+    meta = run_meta("transfer.py", argv, hardware(), load_start, sources=str(SOURCES))
     table = run_study(
-        study, OUT, processes=args.processes, threads=args.threads, reference_runs=all_sentence_rows(),
+        study, args.out, processes=args.processes, threads=args.threads, reference_runs=all_sentence_rows(),
         meta=meta, notes=paper_notes(), only_targets=[] if args.table else args.targets,
     )
-    print(OUT.with_suffix(".md").read_text())
+    print(args.out.with_suffix(".md").read_text())
     print(f"{len(table['meta']['trained_now'])} cells trained now")
     return 0
 

@@ -12,33 +12,10 @@
 # experiment ends. Set it below the device call's timeout so that the last pack runs.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
-[ -f .device/corpora.tar.xz ] || { echo "no .device/ here: run benchmarks/device/pack.sh and carry .device" >&2; exit 2; }
-DEADLINE="${CLINX_DEADLINE:-0}"
-OUT="${OUT:-runs/device-out}"
-mkdir -p /tmp/clinx/corpora /tmp/clinx/minilm /tmp/clinx/site "$OUT"
-tar -C /tmp/clinx/corpora -xJf .device/corpora.tar.xz
-[ -f .device/transformers.tar.xz ] && tar -C /tmp/clinx/site -xJf .device/transformers.tar.xz
-python3 - <<'PY'
-import shutil
-from pathlib import Path
-
-from safetensors.torch import load_file, save_file
-
-source, target = Path(".device/minilm"), Path("/tmp/clinx/minilm")
-for path in source.iterdir():
-    if path.suffix != ".safetensors":
-        shutil.copy(path, target / path.name)
-weights = {k: (v.float() if v.is_floating_point() else v) for k, v in load_file(source / "model.fp16.safetensors").items()}
-save_file(weights, target / "model.safetensors", metadata={"format": "pt"})
-PY
-export PYTHONPATH="/tmp/clinx/site:$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1
-export CLINX_CORPORA=/tmp/clinx/corpora CLINX_BACKBONE=/tmp/clinx/minilm
+source benchmarks/device/setup.sh
 # Recorded as each result's command (benchmarks/accuracy.py), since this script is what ran it.
 export CLINX_MEMBER_PROCESSES="${CLINX_MEMBER_PROCESSES:-1}"
 export CLINX_BENCHMARK_COMMAND="CLINX_DEADLINE=$DEADLINE CLINX_PARALLEL=${CLINX_PARALLEL:-1} CLINX_MEMBER_PROCESSES=$CLINX_MEMBER_PROCESSES bash benchmarks/device/accuracy.sh $*"
-nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || true
-python3 -c "import torch, transformers; print('torch', torch.__version__, 'transformers', transformers.__version__, 'cuda', torch.cuda.is_available())" \
-    || { echo "torch or the packed transformers does not import here" >&2; exit 3; }
 
 pack() {  # one archive each: the device tool brings back at most 8 files
     python3 benchmarks/accuracy.py --table > /dev/null
@@ -46,12 +23,6 @@ pack() {  # one archive each: the device tool brings back at most 8 files
     # Training records, fold lists and Trainer logs (no weights), also of a run stopped part-way.
     (cd runs && find accuracy \( -name training_record.json -o -name folds.json -o -name trainer_state.json \) -print0 \
         | tar -czf "$OUT/records.tgz" --null -T -) || true
-}
-# Seconds left before the deadline, less 15 for packing; at least 1 (timeout 0 would mean no limit).
-left() {
-    local n=86400
-    [ "$DEADLINE" -gt 0 ] && n=$((DEADLINE - SECONDS - 15))
-    echo $((n < 1 ? 1 : n))
 }
 RC=/tmp/clinx/rc && mkdir -p "$RC"
 
