@@ -647,6 +647,8 @@ def plot_results(table: dict, out: Path) -> list[Path]:
 
     plt = pyplot()
     targets = [t["name"] for t in table["grid"]["targets"]]
+    # One colour per source across all panels (a target is never its own source, so panels differ in their lines).
+    colours = {name: f"C{i % 10}" for i, name in enumerate([None, *table["grid"]["sources"]])}
     figure, axes = plt.subplots(1, len(targets), figsize=(3.6 * len(targets), 3.2), squeeze=False)
     for ax, target in zip(axes[0], targets):
         # The study's own cells (the all-sentence reference runs are not in the spread).
@@ -657,7 +659,7 @@ def plot_results(table: dict, out: Path) -> list[Path]:
             ax.errorbar(
                 [g["n"] for g in points], [g["f1_mean"] for g in points],
                 yerr=[[g["f1_mean"] - g["f1_min"] for g in points], [g["f1_max"] - g["f1_mean"] for g in points]],
-                marker="o", capsize=3, label=source or "no transfer",
+                marker="o", capsize=3, label=source or "no transfer", color=colours.get(source),
             )
         ax.set_xscale("log")
         ax.set_title(target)

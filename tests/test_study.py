@@ -272,3 +272,28 @@ def test_the_spread_over_seeds_is_shown_where_a_cell_has_two(study_setup) -> Non
         assert (g["f1_min"], g["f1_max"], g["f1_mean"]) == (first, first + 4.0, round(first + 2.0, 2))
     text = markdown({**table, "spread": spread})
     assert "F1 over the seeds" in text and "| alpha | 6 | beta | 0, 1 |" in text and " 4.00 |" in text
+
+
+def test_a_source_keeps_its_colour_in_every_panel_of_the_f1_picture(tmp_path: Path, monkeypatch) -> None:
+    import clinx_hub.similarity as similarity
+    from clinx_hub.study import plot_results
+
+    figures = []
+    monkeypatch.setattr(similarity, "save_figure", lambda figure, path: figures.append(figure) or Path(path))
+    spread = [
+        {"target": t, "source": s, "n": n, "f1_mean": 10.0 + n / 100, "f1_min": 9.0, "f1_max": 12.0 + n / 100}
+        for t, sources in (("a", (None, "b", "c")), ("b", (None, "c", "a")))
+        for s in sources for n in (250, 1000)
+    ]
+    table = {
+        "grid": {"targets": [{"name": "a"}, {"name": "b"}], "sources": {"a": "x", "b": "y", "c": "z"}, "sizes": [250]},
+        "spread": spread, "selection": [], "meta": {"measure": "procrustes"},
+    }
+    plot_results(table, tmp_path / "t.json")
+    colours = []
+    for ax in figures[0].axes:
+        handles, labels = ax.get_legend_handles_labels()
+        colours.append({label: handle.lines[0].get_color() for handle, label in zip(handles, labels)})
+    # Drawn in a different order in each panel, yet each source has one colour, and no two share one.
+    assert colours[0]["c"] == colours[1]["c"] and colours[0]["no transfer"] == colours[1]["no transfer"]
+    assert len({*colours[0].values(), *colours[1].values()}) == 4
