@@ -13,6 +13,7 @@ after every cell.
     nice -n 10 env OMP_NUM_THREADS=1 python benchmarks/transfer.py --processes 1
     python benchmarks/transfer.py --targets meddoprof-ner          # only that target's cells now
     python benchmarks/transfer.py --table                           # rebuild the table, train nothing
+    python benchmarks/transfer.py --table --compare-measures        # and how CKA would have chosen
     CLINX_DEADLINE=570 CLINX_PARALLEL=8 bash benchmarks/device/transfer.sh   # on a lent GPU (see the script)
 
 Runs go to runs/transfer/ (outside version control); the table to benchmarks/results/transfer.{json,md}
@@ -28,7 +29,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from accuracy import CORPORA, RECIPE, RUNS, load_average, minilm_folder, run_meta  # noqa: E402
+from accuracy import CORPORA, RECIPE, RUNS, load_average, minilm_folder, run_meta, write_results  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "results" / "transfer.json"
@@ -108,6 +109,36 @@ def paper_notes() -> list[str]:
     return lines
 
 
+def write_measures(study, out: Path, meta: dict) -> None:
+    """Both similarity measures' selections over the finished cells: JSON and markdown beside the table."""
+    from clinx_hub.study import compare_measures
+
+    compared = compare_measures(study, ["procrustes", "cka"])
+    lines = [
+        f"# Source selection by measure ({meta['date']})",
+        "",
+        f"The study chose with {study.measure}, before any transfer run. This asks afterwards how each measure ranks",
+        "the same source models against the same no-transfer reference models on the same training texts (never the",
+        "report split). F1 is the mean over the seeds; a hit is a predicted source that is the best or within 1 F1.",
+        "",
+        "| target | n | measure | predicted source | its F1 | best source | its F1 | gap |",
+        "|---|---:|---|---|---:|---|---:|---:|",
+    ]
+    for measure, result in compared.items():
+        for row in result["selection"]:
+            predicted, best = row["predicted_source"], row["best_source"]
+            lines.append(
+                f"| {row['target']} | {row['n']} | {measure} | {predicted} | {row['f1'].get(predicted)} | {best} "
+                f"| {row['f1'].get(best)} | {row['gap']} |"
+            )
+    lines += ["", "| measure | hits | Spearman (closeness, gain) | cells |", "|---|---:|---:|---:|"]
+    for measure, result in compared.items():
+        spearman = result["spearman"]
+        lines.append(f"| {measure} | {len(result['hits'])} of {result['targets']} | {spearman['rho']} | {spearman['pairs']} |")
+    rows = [{"measure": measure, **result} for measure, result in compared.items()]
+    write_results(out.with_name(f"{out.stem}-measures.json"), "\n".join(lines) + "\n", meta, rows)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="The transfer study (issue #19), resumable")
     parser.add_argument("--targets", nargs="+", choices=TASKS, default=None, help="train only these targets' cells")
@@ -116,6 +147,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--table", action="store_true", help="only rebuild the table from the finished cells")
     parser.add_argument("--out", type=Path, default=OUT, help="the table's JSON (the markdown and pictures beside it)")
     parser.add_argument("--work", type=Path, default=WORK, help="where the cells' runs go")
+    parser.add_argument(
+        "--compare-measures", action="store_true",
+        help="afterwards, how Procrustes and CKA would each have chosen the sources (OUT-measures.{json,md})",
+    )
     args = parser.parse_args(argv)
     if not (CORPORA / "PROTOCOL.md").is_file():
         raise SystemExit(f"corpora not found at {CORPORA} (set CLINX_CORPORA)")
@@ -136,6 +171,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(args.out.with_suffix(".md").read_text())
     print(f"{len(table['meta']['trained_now'])} cells trained now")
+    if args.compare_measures:
+        write_measures(study, args.out, meta)
     return 0
 
 

@@ -25,7 +25,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -516,10 +516,6 @@ def results_table(study: TransferStudy, reference_runs: list[dict], meta: dict, 
     rows = [
         selection(study, runs, t.name, n, study.seeds, compute=False) for t in study.targets for n in study.sizes
     ]
-    pairs = [
-        (closeness(row["similarity"][s], study.measure), gain)
-        for row in rows for s, gain in row["gain"].items() if s in row["similarity"]
-    ]
     follow_seeds = study.follow_up_seeds or study.seeds[:1]
     spread = seed_spread(runs)
     follow_ups = [
@@ -554,13 +550,43 @@ def results_table(study: TransferStudy, reference_runs: list[dict], meta: dict, 
         "spread": spread,
         "selection": rows,
         "follow_up": follow_ups,
-        "spearman": {
-            "rho": spearman([p[0] for p in pairs], [p[1] for p in pairs]),
-            "pairs": len(pairs),
-            "between": "closeness (CKA, or minus the Procrustes disparity) and F1 gain over no transfer, per"
-            " target, n and source (F1 averaged over the seeds)",
-        },
+        "spearman": selection_spearman(rows, study.measure),
     }
+
+
+def selection_spearman(rows: Sequence[dict], measure: str) -> dict:
+    """Spearman's rho between a measure's closeness and the transfer gain over every (target, n, source) cell."""
+    pairs = [
+        (closeness(row["similarity"][s], measure), gain)
+        for row in rows for s, gain in row["gain"].items() if s in row["similarity"]
+    ]
+    return {
+        "rho": spearman([p[0] for p in pairs], [p[1] for p in pairs]),
+        "pairs": len(pairs),
+        "between": "closeness (CKA, or minus the Procrustes disparity) and F1 gain over no transfer, per"
+        " target, n and source (F1 averaged over the seeds)",
+    }
+
+
+def compare_measures(study: TransferStudy, measures: Sequence[str], within: float = 1.0) -> dict:
+    """Each similarity measure's source selection over the study's finished cells, side by side.
+
+    The selection is made once, with ``study.measure``, before any transfer run; this asks afterwards how
+    another measure would have chosen from the same reference models and training texts (computed here where
+    not cached). Per measure: the selection rows, the targets whose predicted source is the best or within
+    ``within`` F1 of it, and the Spearman correlation.
+    """
+    runs = finished_runs(study)
+    compared = {}
+    for measure in measures:
+        other = replace(study, measure=measure)
+        rows = [selection(other, runs, t.name, n, study.seeds) for t in study.targets for n in study.sizes]
+        hits = [r["target"] for r in rows if r["gap"] is not None and r["gap"] <= within]
+        compared[measure] = {
+            "selection": rows, "within": within, "hits": hits, "targets": len(rows),
+            "spearman": selection_spearman(rows, measure),
+        }
+    return compared
 
 
 def seed_spread(runs: Sequence[dict]) -> list[dict]:
@@ -720,6 +746,7 @@ def study_from_arguments(args, settings_from: Callable[[object], dict] | None = 
 
 
 __all__ = [
-    "Cell", "STUDY_SETTINGS", "StudyError", "Target", "TransferStudy", "closeness", "run_cell", "run_cells",
+    "Cell", "STUDY_SETTINGS", "StudyError", "Target", "TransferStudy", "closeness", "compare_measures", "run_cell",
+    "run_cells",
     "run_study", "selection", "source_similarity", "spearman", "study_cells",
 ]

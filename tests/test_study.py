@@ -151,6 +151,26 @@ def test_the_selection_never_reads_the_report_split(study_setup) -> None:
     assert source_similarity(study, "alpha", 6)["scores"] == pytest.approx(scores)
 
 
+def test_another_measure_chooses_from_the_same_models_after_the_fact(study_setup) -> None:
+    from clinx_hub.study import compare_measures
+
+    study, table, _ = study_setup
+    cached = study.work / "similarity" / "alpha-n6-procrustes.json"
+    before = cached.read_text()
+    compared = compare_measures(study, ["procrustes", "cka"])
+    # The study's own measure reads its cache and gives the table's selection and correlation back.
+    assert cached.read_text() == before
+    assert compared["procrustes"]["selection"] == table["selection"]
+    assert compared["procrustes"]["spearman"] == table["spearman"]
+    # The other is computed from the same reference model and training texts, cached under its own name.
+    cka = compared["cka"]
+    assert json.loads((study.work / "similarity" / "alpha-n6-cka.json").read_text())["measure"] == "cka"
+    (row,) = cka["selection"]
+    assert row["measure"] == "cka" and 0 < row["similarity"]["beta"] <= 1 + 1e-6
+    assert row["predicted_source"] == row["best_source"] == "beta" and row["f1"] == table["selection"][0]["f1"]
+    assert cka["hits"] == ["alpha"] and cka["targets"] == 1 and cka["spearman"]["pairs"] == 1
+
+
 def test_a_result_of_other_settings_is_refused(study_setup) -> None:
     study, _, out = study_setup
     other = TransferStudy(**{**study.__dict__, "settings": {**study.settings, "num_train_epochs": 3}})
