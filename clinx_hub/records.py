@@ -106,8 +106,11 @@ class TrainingRecord:
         return cls.from_json(json.loads(path.read_text())) if path.is_file() else cls()
 
     def write(self, folder: str | Path) -> Path:
+        """Write the record whole or not at all (a run stopped mid-write keeps the old one)."""
+        from .formats.base import write_text_atomic
+
         path = Path(folder) / TRAINING_RECORD
-        path.write_text(json.dumps(self.to_json(), indent=2, default=str) + "\n")
+        write_text_atomic(path, json.dumps(self.to_json(), indent=2, default=str) + "\n")
         return path
 
 

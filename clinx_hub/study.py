@@ -233,6 +233,28 @@ def run_cell(study: TransferStudy, cell: Cell) -> dict:
     return result
 
 
+def record_baseline(study: TransferStudy, cell: Cell) -> bool:
+    """Write the no-transfer F1 of the same target, n and seed into a finished transfer cell's training record.
+
+    As ``baseline_f1`` (0-1, exact): ``clinx push`` of the cell's model then gives its card both F1s without
+    ``--baseline-f1``. True when the record was written; False for a no-transfer cell, where either cell is not
+    done yet, or where the record has that value already.
+    """
+    from .records import TrainingRecord
+
+    baseline = Cell(cell.target, None, cell.n, cell.seed)
+    if cell.source is None or cell_result(study, cell) is None or cell_result(study, baseline) is None:
+        return False
+    model_dir = cell_folder(study, cell) / "model"
+    record = TrainingRecord.read(model_dir)
+    f1 = ((TrainingRecord.read(cell_folder(study, baseline) / "model").evaluation or {}).get("micro") or {}).get("f1")
+    if f1 is None or record.extra.get("baseline_f1") == f1:
+        return False
+    record.extra["baseline_f1"] = f1
+    record.write(model_dir)
+    return True
+
+
 def budget(settings: dict) -> str:
     """A cell's training budget in words, for the table."""
     epochs = settings.get("num_train_epochs")
@@ -504,6 +526,9 @@ def run_study(
             source_similarity(study, target.name, n)
     run(study_cells(study)["transfer"])
     run(study_cells(study, finished_runs(study))["follow_up"])
+    # Each transfer model's record names its baseline F1 (the follow-up size's baselines train beside its transfer runs).
+    for result in finished_runs(study):
+        record_baseline(study, Cell(result["target"], result["source"], result["n"], result["seed"]))
     table = write()
     if plots:
         plot_results(table, out)

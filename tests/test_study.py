@@ -171,6 +171,22 @@ def test_another_measure_chooses_from_the_same_models_after_the_fact(study_setup
     assert cka["hits"] == ["alpha"] and cka["targets"] == 1 and cka["spearman"]["pairs"] == 1
 
 
+def test_a_transfer_cell_records_its_baseline_for_the_card(study_setup) -> None:
+    from clinx_hub.model_card import render_model_card
+    from clinx_hub.records import TrainingRecord
+    from clinx_hub.study import record_baseline
+
+    study, table, _ = study_setup
+    cell, baseline = Cell("alpha", "beta", 6, 0), Cell("alpha", None, 6, 0)
+    model = cell_folder(study, cell) / "model"
+    expected = TrainingRecord.read(cell_folder(study, baseline) / "model").evaluation["micro"]["f1"]
+    assert TrainingRecord.read(model).extra["baseline_f1"] == expected  # written by run_study
+    assert not record_baseline(study, cell) and not record_baseline(study, baseline)  # there already; no source
+    card = render_model_card(model, model_id="clinx/alpha-from-beta")
+    assert f"| Strict micro F1 without transfer (same recipe, no --init-from) | {expected:.4f} |" in card
+    assert "| Training data (n) | first 6 sentences |" in card
+
+
 def test_a_result_of_other_settings_is_refused(study_setup) -> None:
     study, _, out = study_setup
     other = TransferStudy(**{**study.__dict__, "settings": {**study.settings, "num_train_epochs": 3}})
