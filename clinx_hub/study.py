@@ -713,6 +713,9 @@ def plot_results(table: dict, out: Path) -> list[Path]:
                 marker="o", capsize=3, label=source or "no transfer", color=colours.get(source),
             )
         ax.set_xscale("log")
+        sizes = sorted({g["n"] for g in runs})
+        ax.set_xticks(sizes, [str(n) for n in sizes])  # the grid's sizes, not powers of ten
+        ax.minorticks_off()
         ax.set_title(target)
         ax.set_xlabel("training sentences (n)")
         ax.set_ylabel("F1 (%)")
