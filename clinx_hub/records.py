@@ -54,9 +54,7 @@ class MemberRecord:
         return _from_json(cls, data)
 
     def write(self, folder: str | Path) -> Path:
-        path = Path(folder) / TRAINING_RECORD
-        path.write_text(json.dumps(self.to_json(), default=str) + "\n")
-        return path
+        return _write_record(folder, json.dumps(self.to_json(), default=str))
 
     @classmethod
     def read(cls, folder: str | Path) -> MemberRecord:
@@ -106,12 +104,16 @@ class TrainingRecord:
         return cls.from_json(json.loads(path.read_text())) if path.is_file() else cls()
 
     def write(self, folder: str | Path) -> Path:
-        """Write the record whole or not at all (a run stopped mid-write keeps the old one)."""
-        from .formats.base import write_text_atomic
+        return _write_record(folder, json.dumps(self.to_json(), indent=2, default=str))
 
-        path = Path(folder) / TRAINING_RECORD
-        write_text_atomic(path, json.dumps(self.to_json(), indent=2, default=str) + "\n")
-        return path
+
+def _write_record(folder: str | Path, text: str) -> Path:
+    """A member's or a model's record, written whole or not at all (a run stopped mid-write keeps the old one)."""
+    from .formats.base import write_text_atomic
+
+    path = Path(folder) / TRAINING_RECORD
+    write_text_atomic(path, text + "\n")
+    return path
 
 
 def _to_json(record: Any) -> dict[str, Any]:

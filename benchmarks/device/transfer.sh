@@ -21,7 +21,7 @@ pack() {
     tar -C benchmarks/results -czf "$OUT/transfer-results.tgz" --ignore-failed-read \
         "$(basename "$RESULT")" "$(basename "$RESULT" .json).md" \
         "$(basename "$RESULT" .json)-f1-by-n.png" "$(basename "$RESULT" .json)-similarity.png" 2> /dev/null
-    [ -d runs/transfer-gpu ] && (cd runs && find transfer-gpu \( -name result.json -o -name training_record.json -o -name similarity.json \) -print0 \
+    [ -d runs/transfer-gpu ] && (cd runs && find transfer-gpu \( -name result.json -o -name training_record.json -o -path '*/similarity/*.json' \) -print0 \
         | tar -czf "$OUT/transfer-records.tgz" --null -T -) || true
 }
 
@@ -31,7 +31,9 @@ import sys
 sys.path.insert(0, "benchmarks")
 from transfer import SOURCE_EXPERIMENTS, SOURCES
 
-print(" ".join(n for n in SOURCE_EXPERIMENTS.values() if not (SOURCES / n / "training_record.json").is_file()))
+from clinx_hub.folders import TRAINING_RECORD
+
+print(" ".join(n for n in SOURCE_EXPERIMENTS.values() if not (SOURCES / n / TRAINING_RECORD).is_file()))
 PY
 ) || exit 3
 if [ -n "$missing" ]; then
